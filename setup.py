@@ -1,0 +1,23 @@
+from setuptools import find_packages, setup
+
+setup(
+    name='det',
+    version='0.1.0',
+    description='A lean object-detection toolkit on mmengine: registry-built backbones, necks and heads, '
+                'COCO and tiny-object evaluation.',
+    packages=find_packages(include=['det', 'det.*']),
+    python_requires='>=3.9',
+    install_requires=[
+        'torch>=2.1',
+        'torchvision>=0.16',
+        'mmengine>=0.10.5',
+        'pycocotools>=2.0.7',
+        'faster-coco-eval>=1.6',
+        'opencv-python-headless>=4.8',
+        'albumentations>=1.4',
+        'scipy>=1.10',
+        'matplotlib>=3.7',
+        'numpy',
+    ],
+    extras_require={'tests': ['pytest>=7', 'ruff>=0.5']},
+)
