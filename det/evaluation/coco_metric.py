@@ -1,0 +1,169 @@
+"""mmengine metric: COCO bbox AP, size tiers and per-class AP of a model's predictions.
+
+Ground truth comes from the COCO json (``ann_file``, real COCO semantics: the json's areas and iscrowd
+flags) or, without one, from the samples themselves, so datasets without a json (VOC) evaluate the same
+way. All numbers come from :func:`det.evaluation.coco_eval.evaluate_coco`.
+"""
+import json
+import os
+import os.path as osp
+
+import numpy as np
+import torch
+from mmengine.evaluator import BaseMetric
+from mmengine.logging import print_log
+from mmengine.structures import BaseDataElement
+
+from det.registry import METRICS
+from det.structures import rescale_to_original
+
+from .coco_eval import (
+    DEFAULT_BACKEND,
+    DEFAULT_TIERS,
+    evaluate_coco,
+    format_per_class_table,
+    format_tier_table,
+    load_coco_gt,
+)
+
+
+def _numpy(x) -> np.ndarray:
+    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
+
+
+def _xyxy_to_xywh(boxes: np.ndarray) -> np.ndarray:
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    return np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)
+
+
+@METRICS.register_module()
+class CocoMetric(BaseMetric):
+    """COCO bbox evaluation of ``pred_instances`` (xyxy original pixels, scores, labels ``0..C-1``).
+
+    Args:
+        ann_file: COCO json used as ground truth; labels map to its categories by class name (else to
+            its sorted category ids). Without it, ground truth is read from each sample's
+            ``gt_instances`` (resized-input pixels, mapped back with ``scale_factor``) and
+            ``ignored_instances`` (evaluated as iscrowd boxes), with area = box w*h.
+        tiers: ``(name, lo, hi)`` sqrt(area) ranges in pixels reported as ``AP_<name>`` / ``AR_<name>``.
+            With the defaults ``AP_s`` is the 16-32 px tier, not COCO's 0-32 "small" (that one is in the
+            logged summary).
+        backend: ``'faster_coco_eval'`` or ``'pycocotools'``.
+        outfile_prefix: if set, write the detections to ``{prefix}.bbox.json`` (and, without
+            ``ann_file``, the ground truth built from the samples to ``{prefix}.gt.json``; image ids are
+            then 1..N in processing order, category ids label + 1).
+        format_only: only write the files, return no metrics (e.g. for a test server).
+
+    ``compute_metrics`` returns ``AP, AP50, AP75, AP_<tier>..., AR100, AR_<tier>...``; -1 where a tier has
+    no ground truth. mmengine prefixes them with ``coco/``.
+    """
+    default_prefix = 'coco'
+
+    def __init__(self, ann_file=None, tiers=DEFAULT_TIERS, backend: str = DEFAULT_BACKEND,
+                 outfile_prefix=None, format_only: bool = False, collect_device: str = 'cpu', prefix=None):
+        super().__init__(collect_device=collect_device, prefix=prefix)
+        if format_only and outfile_prefix is None:
+            raise ValueError('format_only=True needs an outfile_prefix to write the detections to')
+        self.ann_file = ann_file
+        self.tiers = tuple(tuple(t) for t in tiers)
+        self.backend = backend
+        self.outfile_prefix = outfile_prefix
+        self.format_only = format_only
+        self._coco_gt = None  # loaded on first use, on the main process only
+
+    def process(self, data_batch, data_samples) -> None:
+        """Store each sample's predictions (and, without ``ann_file``, its ground truth) as numpy."""
+        for sample in data_samples:
+            if isinstance(sample, BaseDataElement):
+                sample = sample.to_dict()
+            pred = sample['pred_instances']
+            result = {'img_id': sample['img_id'], 'bboxes': _numpy(pred['bboxes']).reshape(-1, 4),
+                      'scores': _numpy(pred['scores']).reshape(-1),
+                      'labels': _numpy(pred['labels']).reshape(-1)}
+            if self.ann_file is None:
+                scale, ori_shape = sample.get('scale_factor', (1.0, 1.0)), sample['ori_shape']
+                result['ori_shape'] = tuple(int(v) for v in ori_shape[:2])
+                for key, out in (('gt_instances', 'gt'), ('ignored_instances', 'ignored')):
+                    inst = sample.get(key) or {}
+                    boxes = torch.as_tensor(_numpy(inst.get('bboxes', np.zeros((0, 4)))), dtype=torch.float32)
+                    boxes = rescale_to_original(boxes.reshape(-1, 4), scale, ori_shape)
+                    result[f'{out}_bboxes'] = boxes.numpy()
+                    result[f'{out}_labels'] = _numpy(inst.get('labels', np.zeros(0, np.int64))).reshape(-1)
+            self.results.append(result)
+
+    def _classes(self):
+        return list((self.dataset_meta or {}).get('classes') or [])
+
+    def _gt_from_results(self, results: list) -> dict:
+        """COCO dict of the samples' ground truth: image ids 1..N, category id = label + 1."""
+        names = self._classes()
+        if not names:  # no dataset_meta: classes are the labels seen
+            labels = [lab for r in results for lab in (r['gt_labels'], r['ignored_labels'], r['labels'])]
+            seen = [int(lab.max()) for lab in labels if lab.size]
+            names = [str(i) for i in range(max(seen, default=-1) + 1)]
+        images, anns = [], []
+        for img_id, r in enumerate(results, start=1):
+            h, w = r['ori_shape']
+            images.append({'id': img_id, 'height': h, 'width': w, 'img_id': str(r['img_id'])})
+            for key, crowd in (('gt', 0), ('ignored', 1)):
+                for box, label in zip(_xyxy_to_xywh(r[f'{key}_bboxes']), r[f'{key}_labels']):
+                    anns.append({'id': len(anns) + 1, 'image_id': img_id, 'category_id': int(label) + 1,
+                                 'bbox': box.tolist(), 'area': float(box[2] * box[3]), 'iscrowd': crowd})
+        return {'images': images, 'annotations': anns,
+                'categories': [{'id': i + 1, 'name': str(n)} for i, n in enumerate(names)]}
+
+    def _label_to_cat_id(self, coco_gt) -> list:
+        """Contiguous label -> json category id: by class name when the names match, else sorted ids."""
+        by_name = {c['name']: c['id'] for c in coco_gt.dataset['categories']}
+        classes = self._classes()
+        if classes and all(n in by_name for n in classes):
+            return [by_name[n] for n in classes]
+        return sorted(by_name.values())
+
+    def compute_metrics(self, results: list) -> dict:
+        if self.ann_file is None:
+            gt = self._gt_from_results(results)
+            img_ids = list(range(1, len(results) + 1))
+            cat_ids = [c['id'] for c in gt['categories']]
+        else:
+            if self._coco_gt is None:
+                self._coco_gt = load_coco_gt(self.ann_file, self.backend)
+            gt = self._coco_gt
+            img_ids = [r['img_id'].item() if isinstance(r['img_id'], np.generic) else r['img_id']
+                       for r in results]
+            cat_ids = self._label_to_cat_id(gt)
+        dets = []
+        for img_id, r in zip(img_ids, results):
+            for box, score, label in zip(_xyxy_to_xywh(r['bboxes']), r['scores'], r['labels']):
+                cat = int(label) + 1 if self.ann_file is None else cat_ids[int(label)]
+                dets.append({'image_id': img_id, 'category_id': cat, 'bbox': box.tolist(),
+                             'score': float(score)})
+
+        if self.outfile_prefix is not None:
+            self._dump(dets, gt if self.ann_file is None else None)
+            if self.format_only:
+                return {}
+
+        result = evaluate_coco(gt, dets, tiers=self.tiers, backend=self.backend, img_ids=img_ids,
+                               cat_ids=cat_ids)
+        print_log('COCO bbox evaluation:\n' + result.summary, logger='current')
+        print_log('AP / AR100 by size tier (sqrt(area) in original pixels):\n' + format_tier_table(result),
+                  logger='current')
+        print_log('Per-class AP:\n' + format_per_class_table(result), logger='current')
+        tier_names = [t[0] for t in self.tiers]
+        metrics = {k: result.stats[k] for k in ('AP', 'AP50', 'AP75')}
+        metrics.update({f'AP_{n}': result.tiers[n]['AP'] for n in tier_names})
+        metrics['AR100'] = result.stats['AR100']
+        metrics.update({f'AR_{n}': result.tiers[n]['AR'] for n in tier_names})
+        return metrics
+
+    def _dump(self, dets: list, gt) -> None:
+        """Write ``{prefix}.bbox.json`` (and ``{prefix}.gt.json`` when the ground truth was built here)."""
+        files = {'bbox': dets} if gt is None else {'bbox': dets, 'gt': gt}
+        for name, content in files.items():
+            path = f'{self.outfile_prefix}.{name}.json'
+            if osp.dirname(path):
+                os.makedirs(osp.dirname(path), exist_ok=True)
+            with open(path, 'w') as f:
+                json.dump(content, f)
+            print_log(f'wrote {path}', logger='current')
