@@ -1,0 +1,2 @@
+# Each module here registers itself; add one import line per module.
+from . import cem, fpn, sam, spp  # noqa: F401
