@@ -1,10 +1,11 @@
 """det's registries: children of mmengine's roots, so configs with ``default_scope='det'`` build
-det's modules by ``type=`` name and fall back to mmengine's roots (optimizers, hooks, schedulers are used from there directly).
+det's modules by ``type=`` name and fall back to mmengine's roots (optimizers, schedulers, hooks).
 
 Building an unknown ``type`` fails with the names the registry holds, instead of mmengine's bare
 "X is not in the registry".
 """
 from mmengine.registry import DATASETS as MMENGINE_DATASETS
+from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import METRICS as MMENGINE_METRICS
 from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import TASK_UTILS as MMENGINE_TASK_UTILS
@@ -37,3 +38,4 @@ TASK_UTILS = _child('task util', MMENGINE_TASK_UTILS, 'det.models')
 DATASETS = _child('dataset', MMENGINE_DATASETS, 'det.datasets')
 TRANSFORMS = _child('transform', MMENGINE_TRANSFORMS, 'det.datasets.transforms')
 METRICS = _child('metric', MMENGINE_METRICS, 'det.evaluation')
+HOOKS = _child('hook', MMENGINE_HOOKS, 'det.engine')

@@ -18,8 +18,8 @@ class SingleStageDetector(BaseDetector):
     def __init__(self, backbone: dict, head: dict, neck: dict = None, data_preprocessor: dict = None,
                  init_cfg=None):
         # Built through det's registry so the detector also builds outside a 'det' default scope.
-        super().__init__(data_preprocessor=MODELS.build(data_preprocessor or dict(type='DetDataPreprocessor')),
-                         init_cfg=init_cfg)
+        preprocessor = MODELS.build(data_preprocessor or dict(type='DetDataPreprocessor'))
+        super().__init__(data_preprocessor=preprocessor, init_cfg=init_cfg)
         self.backbone = MODELS.build(backbone)
         channels, strides = list(self.backbone.out_channels), list(self.backbone.strides)
         self.neck = None
