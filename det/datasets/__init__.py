@@ -1,0 +1,9 @@
+"""Importing det.datasets registers every dataset (and, through ``transforms``, every transform)."""
+from . import transforms  # noqa: F401
+from .box_sanity import BoxSanityLog, sanitize_instances
+from .coco import CocoDataset
+from .shapes import ShapesDataset, generate_shapes
+from .voc import VOCDataset
+
+__all__ = ['BoxSanityLog', 'CocoDataset', 'ShapesDataset', 'VOCDataset', 'generate_shapes',
+           'sanitize_instances']

@@ -1,0 +1,82 @@
+"""COCO-format detection dataset (json read with pycocotools)."""
+import contextlib
+import io
+import os.path as osp
+
+from mmengine.dataset import BaseDataset
+from pycocotools.coco import COCO
+
+from det.registry import DATASETS
+
+from .box_sanity import BoxSanityLog
+from .transforms.builder import build_pipeline
+
+
+def has_gt(record: dict) -> bool:
+    """Whether a record holds at least one box that is not ignored."""
+    return any(not inst['ignore_flag'] for inst in record['instances'])
+
+
+@DATASETS.register_module()
+class CocoDataset(BaseDataset):
+    """Images and boxes of a COCO json.
+
+    Category ids are mapped to contiguous labels ``0..C-1`` in sorted id order; ``metainfo['classes']``
+    comes from the json's categories unless given as ``metainfo=dict(classes=...)``, in which case only
+    those category names are kept (in the given order). COCO ``[x, y, w, h]`` boxes become xyxy pixels;
+    ``iscrowd`` boxes get ``ignore_flag=1`` (not trained on, passed to evaluation). Boxes are clipped to
+    the image and invalid ones dropped (see ``box_sanity``). ``self.ann_file`` is the json's path.
+
+    Args:
+        filter_empty_gt: in training, drop images without a non-ignored box. Off by default because
+            empty images are valid negatives; never applied in test mode.
+    """
+
+    METAINFO = dict(classes=())
+
+    def __init__(self, *args, data_prefix=None, pipeline=(), filter_empty_gt=False, **kwargs):
+        self.filter_empty_gt = filter_empty_gt
+        super().__init__(*args, data_prefix=data_prefix or dict(img=''), pipeline=build_pipeline(pipeline),
+                         **kwargs)
+
+    def load_data_list(self) -> list:
+        """Records ``dict(img_id, img_path, height, width, instances=[dict(bbox, bbox_label,
+        ignore_flag)])``, one per image of the json, in image-id order."""
+        with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress
+            coco = COCO(self.ann_file)
+        cats = sorted(coco.loadCats(coco.getCatIds()), key=lambda c: c['id'])
+        if self._metainfo.get('classes'):
+            by_name = {c['name']: c['id'] for c in cats}
+            missing = [n for n in self._metainfo['classes'] if n not in by_name]
+            if missing:
+                raise ValueError(f'classes {missing} are not categories of {self.ann_file}')
+            cat_ids = [by_name[n] for n in self._metainfo['classes']]
+        else:
+            cat_ids = [c['id'] for c in cats]
+            self._metainfo['classes'] = tuple(c['name'] for c in cats)
+        self.cat2label = {cat_id: i for i, cat_id in enumerate(cat_ids)}
+
+        log = BoxSanityLog(f'{type(self).__name__}({self.ann_file})')
+        records = []
+        for img_id in sorted(coco.getImgIds()):
+            info = coco.loadImgs([img_id])[0]
+            instances = []
+            for ann in coco.loadAnns(coco.getAnnIds(imgIds=[img_id])):
+                if ann['category_id'] not in self.cat2label:
+                    continue
+                x, y, w, h = ann['bbox']
+                instances.append(dict(bbox=[x, y, x + w, y + h],
+                                      bbox_label=self.cat2label[ann['category_id']],
+                                      ignore_flag=int(bool(ann.get('iscrowd', 0)))))
+            records.append(dict(
+                img_id=int(img_id),
+                img_path=osp.join(self.data_prefix['img'], info['file_name']),
+                height=int(info['height']), width=int(info['width']),
+                instances=log.sanitize(instances, info['width'], info['height'], info['file_name'])))
+        log.warn()
+        return records
+
+    def filter_data(self) -> list:
+        if self.test_mode or not self.filter_empty_gt:
+            return self.data_list
+        return [r for r in self.data_list if has_gt(r)]

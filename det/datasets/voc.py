@@ -1,0 +1,88 @@
+"""Pascal-VOC-format detection dataset (``Annotations/*.xml``, ``JPEGImages/``, ``ImageSets/Main``)."""
+import os
+import os.path as osp
+import xml.etree.ElementTree as ET
+
+from mmengine.dataset import BaseDataset
+from PIL import Image
+
+from det.registry import DATASETS
+
+from .box_sanity import BoxSanityLog
+from .coco import has_gt
+from .transforms.builder import build_pipeline
+
+VOC_CLASSES = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair', 'cow',
+               'diningtable', 'dog', 'horse', 'motorbike', 'person', 'pottedplant', 'sheep', 'sofa',
+               'train', 'tvmonitor')
+
+
+@DATASETS.register_module()
+class VOCDataset(BaseDataset):
+    """Images and boxes of a VOC-layout folder.
+
+    Records follow :class:`CocoDataset`'s format; ``img_id`` is the image's index in the split file.
+    Classes come from ``metainfo=dict(classes=...)`` (default: the 20 VOC classes); objects of other
+    names are skipped. ``difficult=1`` objects get ``ignore_flag=1``.
+
+    Coordinates: the xml corners are used as given, as continuous pixel coordinates (as mmdet 3.x does),
+    not shifted by VOC's 1-based offset. The shift is below annotation noise, and this way a zero-size
+    annotation (``xmin == xmax``) stays degenerate and is dropped instead of becoming a 1-pixel box.
+    Image size comes from the xml ``<size>``, or from the image header when missing or zero.
+
+    Args:
+        split: name of ``ImageSets/Main/<split>.txt``; ``None`` loads every xml in ``Annotations/``.
+        filter_empty_gt: in training, drop images without a non-ignored box (off: negatives are valid).
+    """
+
+    METAINFO = dict(classes=VOC_CLASSES)
+
+    def __init__(self, data_root='', split='trainval', data_prefix=None, pipeline=(), filter_empty_gt=False,
+                 **kwargs):
+        self.split = split
+        self.filter_empty_gt = filter_empty_gt
+        ann_file = osp.join('ImageSets', 'Main', f'{split}.txt') if split else ''
+        data_prefix = data_prefix or dict(img='JPEGImages', ann='Annotations')
+        super().__init__(ann_file=ann_file, data_root=data_root, data_prefix=data_prefix,
+                         pipeline=build_pipeline(pipeline), **kwargs)
+
+    def _image_names(self) -> list:
+        if self.ann_file:
+            with open(self.ann_file) as f:
+                return [line.split()[0] for line in f if line.strip()]
+        return sorted(osp.splitext(n)[0] for n in os.listdir(self.data_prefix['ann']) if n.endswith('.xml'))
+
+    def load_data_list(self) -> list:
+        """Records ``dict(img_id, img_path, height, width, instances=[dict(bbox, bbox_label,
+        ignore_flag)])``, one per image of the split."""
+        cat2label = {name: i for i, name in enumerate(self._metainfo['classes'])}
+        log = BoxSanityLog(f'{type(self).__name__}({self.data_root}, split={self.split})')
+        records = []
+        for img_id, name in enumerate(self._image_names()):
+            xml_path = osp.join(self.data_prefix['ann'], f'{name}.xml')
+            root = ET.parse(xml_path).getroot()
+            file_name = root.findtext('filename') or f'{name}.jpg'
+            img_path = osp.join(self.data_prefix['img'], file_name)
+            width = int(float(root.findtext('size/width') or 0))
+            height = int(float(root.findtext('size/height') or 0))
+            if width <= 0 or height <= 0:
+                with Image.open(img_path) as img:  # reads the header only
+                    width, height = img.size
+            instances = []
+            for obj in root.iter('object'):
+                label = cat2label.get(obj.findtext('name', '').strip())
+                box = obj.find('bndbox')
+                if label is None or box is None:
+                    continue
+                instances.append(dict(
+                    bbox=[float(box.findtext(k, 'nan')) for k in ('xmin', 'ymin', 'xmax', 'ymax')],
+                    bbox_label=label, ignore_flag=int(obj.findtext('difficult', '0').strip() == '1')))
+            records.append(dict(img_id=img_id, img_path=img_path, height=height, width=width,
+                                instances=log.sanitize(instances, width, height, osp.basename(xml_path))))
+        log.warn()
+        return records
+
+    def filter_data(self) -> list:
+        if self.test_mode or not self.filter_empty_gt:
+            return self.data_list
+        return [r for r in self.data_list if has_gt(r)]
