@@ -99,7 +99,7 @@ class CenterNetHead(BaseModule):
 
     def loss(self, feats, data_samples) -> dict:
         """Targets come from ``gt_instances`` (xyxy input pixels); normalisers are over the batch."""
-        heatmap, wh, offset = self(feats)
+        heatmap, wh, offset = (out.float() for out in self(feats))  # fp32 losses under autocast
         batch, num_classes, height, width = heatmap.shape
         targets = [self.target_generator(s.gt_instances.bboxes, s.gt_instances.labels, num_classes,
                                          (height, width), OUTPUT_STRIDE) for s in data_samples]
@@ -121,7 +121,7 @@ class CenterNetHead(BaseModule):
         return maps.permute(0, 2, 3, 1).reshape(-1, maps.shape[1])[inds]
 
     def predict(self, feats, data_samples) -> list:
-        return self.decode(*self(feats), data_samples)
+        return self.decode(*(out.float() for out in self(feats)), data_samples)
 
     def decode(self, heatmap: torch.Tensor, wh: torch.Tensor, offset: torch.Tensor, data_samples) -> list:
         """Raw head maps → ``list[InstanceData(bboxes [K, 4] xyxy original pixels, scores [K], labels [K])]``.

@@ -1,0 +1,3 @@
+# Each module here registers itself; add one import line per module.
+from .centernet_head import CenterNetHead  # noqa: F401
+from .yolov1_head import YOLOV1Head  # noqa: F401
