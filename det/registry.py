@@ -8,6 +8,7 @@ from mmengine.registry import DATASETS as MMENGINE_DATASETS
 from mmengine.registry import HOOKS as MMENGINE_HOOKS
 from mmengine.registry import METRICS as MMENGINE_METRICS
 from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
 from mmengine.registry import TASK_UTILS as MMENGINE_TASK_UTILS
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import Registry
@@ -39,3 +40,4 @@ DATASETS = _child('dataset', MMENGINE_DATASETS, 'det.datasets')
 TRANSFORMS = _child('transform', MMENGINE_TRANSFORMS, 'det.datasets.transforms')
 METRICS = _child('metric', MMENGINE_METRICS, 'det.evaluation')
 HOOKS = _child('hook', MMENGINE_HOOKS, 'det.engine')
+OPTIM_WRAPPERS = _child('optim wrapper', MMENGINE_OPTIM_WRAPPERS, 'det.engine')

@@ -1,0 +1,30 @@
+# The built-in generated shapes dataset (5 classes, 320x320), created under data/shapes on first use.
+data_root = 'data/shapes'
+img_scale = (320, 320)
+train_pipeline = [
+    dict(type='LoadImageFromFile', on_error='skip'),
+    dict(type='LoadAnnotations'),
+    dict(type='Albu', transforms=[dict(type='HorizontalFlip', p=0.5)]),
+    dict(type='Resize', scale=img_scale, keep_ratio=True),
+    dict(type='Pad', size=img_scale),
+    dict(type='PackDetInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile', on_error='raise'),
+    dict(type='LoadAnnotations'),
+    dict(type='Resize', scale=img_scale, keep_ratio=True),
+    dict(type='Pad', size=img_scale),
+    dict(type='PackDetInputs'),
+]
+train_dataloader = dict(
+    batch_size=16, num_workers=1,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    dataset=dict(type='ShapesDataset', data_root=data_root, split='train', pipeline=train_pipeline))
+val_dataloader = dict(
+    batch_size=16, num_workers=1,
+    sampler=dict(type='DefaultSampler', shuffle=False),
+    dataset=dict(type='ShapesDataset', data_root=data_root, split='val', pipeline=test_pipeline,
+                 test_mode=True))
+test_dataloader = val_dataloader
+val_evaluator = dict(type='CocoMetric', ann_file=data_root + '/annotations/val.json')
+test_evaluator = val_evaluator

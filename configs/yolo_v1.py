@@ -1,0 +1,1 @@
+yolov1_mobilenetv2_fpn_320_shapes.py

@@ -1,0 +1,25 @@
+# YOLO v1 (Redmon et al. 2016) on the built-in shapes data: MobileNetV2 + FPN, grid at stride 8
+# (40x40 cells at 320x320) so that 8-32 px objects get cells of their own. Trained from scratch.
+# The main job: `python tools/train.py configs/yolo_v1.py` (a link to this file).
+_base_ = ['_base_/default_runtime.py', '_base_/datasets/shapes_320.py']
+
+model = dict(
+    type='SingleStageDetector',
+    data_preprocessor=dict(type='DetDataPreprocessor', mean=(123.675, 116.28, 103.53),
+                           std=(58.395, 57.12, 57.375), bgr_to_rgb=True, pad_size_divisor=32),
+    backbone=dict(type='MobileNetV2', widen_factor=1.0, out_indices=(2, 3, 4)),
+    neck=dict(type='FPN', out_channels=96, num_outs=3),
+    head=dict(type='YOLOV1Head', num_classes=5, in_index=0, num_boxes=2, feat_channels=128, num_convs=2,
+              score_thr=0.01, iou_thr=0.5, max_per_img=100),
+)
+
+max_epochs = 5
+optim_wrapper = dict(optimizer=dict(type='AdamW', lr=2e-3, weight_decay=0.05),
+                     clip_grad=dict(max_norm=10.0))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),
+    dict(type='CosineAnnealingLR', by_epoch=True, begin=0, end=max_epochs, T_max=max_epochs, eta_min=1e-5),
+]
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=1)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')

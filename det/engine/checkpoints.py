@@ -1,0 +1,53 @@
+"""Finding the checkpoint to resume from after a crash or a kill."""
+import os
+import re
+
+_CKPT_NAME = re.compile(r'^(epoch|iter)_(\d+)\.pth$')
+
+
+def find_resume_checkpoint(work_dir: str):
+    """The newest complete ``epoch_N.pth`` / ``iter_N.pth`` in ``work_dir``, or None.
+
+    Checkpoints are written atomically (``AtomicLocalBackend``), so every file with such a name is
+    complete. mmengine's ``last_checkpoint`` pointer is written non-atomically and may be stale or
+    empty after a kill, so it is only a hint: the highest-numbered file on disk wins.
+    """
+    if not os.path.isdir(work_dir):
+        return None
+    found = []
+    for name in os.listdir(work_dir):
+        match = _CKPT_NAME.match(name)
+        if match:
+            found.append((int(match.group(2)), os.path.join(work_dir, name)))
+    return max(found)[1] if found else None
+
+
+def check_checkpoint_matches(model, path: str) -> None:
+    """Raise a clear ``ValueError`` when the checkpoint at ``path`` was saved from another model:
+    parameter names or shapes that differ from ``model``'s (an ``nn.Module``, possibly wrapped).
+    The file is read with torch's safe loader (``weights_only=True``)."""
+    import torch
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'checkpoint not found: {path}')
+    checkpoint = torch.load(path, map_location='cpu', weights_only=True)
+    saved = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else None
+    if not isinstance(saved, dict):
+        raise ValueError(f'{path} holds no state dict')
+    own = getattr(model, 'module', model).state_dict()
+    missing = sorted(set(own) - set(saved))
+    unexpected = sorted(set(saved) - set(own))
+    wrong_shape = sorted(k for k in set(own) & set(saved)
+                         if hasattr(saved[k], 'shape') and tuple(saved[k].shape) != tuple(own[k].shape))
+    if missing or unexpected or wrong_shape:
+        def head(keys):
+            return ', '.join(keys[:5]) + (f' ... ({len(keys)} in all)' if len(keys) > 5 else '')
+        problems = []
+        if missing:
+            problems.append(f'missing from the checkpoint: {head(missing)}')
+        if unexpected:
+            problems.append(f'not in this model: {head(unexpected)}')
+        if wrong_shape:
+            problems.append('shape differs: ' + head(
+                [f'{k} {tuple(saved[k].shape)} vs {tuple(own[k].shape)}' for k in wrong_shape]))
+        raise ValueError(f'checkpoint {path} was not saved from this model ({"; ".join(problems)})')

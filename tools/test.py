@@ -1,0 +1,56 @@
+"""Evaluate a trained detector: ``python tools/test.py CONFIG CKPT [--out dets.json] [--show-dir DIR]``.
+
+Prints the COCO metric table with the size tiers and per-class AP, optionally writes the detections in
+COCO result format and draws predictions beside ground truth.
+"""
+import argparse
+import os
+import os.path as osp
+
+from mmengine.config import DictAction
+from mmengine.runner import Runner
+
+import det.engine  # noqa: F401  (registers det's hooks and the atomic checkpoint backend)
+from det.engine import check_checkpoint_matches
+from det.engine.config import load_config
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Test a detector.')
+    parser.add_argument('config')
+    parser.add_argument('checkpoint')
+    parser.add_argument('--out', help='write the detections as a COCO-format result json here')
+    parser.add_argument('--show-dir', help='save ground truth beside predictions for every image here')
+    parser.add_argument('--show-score-thr', type=float, default=0.3)
+    parser.add_argument('--work-dir')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = load_config(args.config, args.cfg_options, args.work_dir)
+    cfg.launcher = args.launcher
+    cfg.load_from = args.checkpoint
+    prefix = None
+    if args.out:
+        # CocoMetric writes {prefix}.bbox.json (and {prefix}.gt.json when the ground truth is not a
+        # COCO json, e.g. VOC data, so tools/eval_dets.py can score the detections later).
+        prefix = args.out[:-len('.json')] if args.out.endswith('.json') else args.out
+        cfg.test_evaluator['outfile_prefix'] = prefix
+    if args.show_dir:
+        cfg.custom_hooks.append(dict(type='ShowPredictionsHook', out_dir=osp.abspath(args.show_dir),
+                                     score_thr=args.show_score_thr))
+    runner = Runner.from_cfg(cfg)
+    check_checkpoint_matches(runner.model, args.checkpoint)
+    metrics = runner.test()
+    if prefix is not None:
+        os.replace(f'{prefix}.bbox.json', args.out)
+        print(f'detections written to {args.out}')
+    return metrics
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,61 @@
+"""Train a detector from a config: ``python tools/train.py CONFIG [--work-dir D] [--resume [CKPT]]
+[--amp] [--cfg-options k=v ...]``.
+
+Multi-GPU / multi-node: ``torchrun --nproc_per_node N tools/train.py CONFIG --launcher pytorch``.
+"""
+import argparse
+import logging
+
+import torch
+from mmengine.config import DictAction
+from mmengine.logging import print_log
+from mmengine.runner import Runner
+
+import det.engine  # noqa: F401  (registers the atomic checkpoint backend and det's hooks)
+from det.engine import check_checkpoint_matches, find_resume_checkpoint
+from det.engine.config import load_config
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Train a detector.')
+    parser.add_argument('config', help='config file, e.g. configs/yolo_v1.py')
+    parser.add_argument('--work-dir', help='where logs and checkpoints go')
+    parser.add_argument('--resume', nargs='?', const='auto', default=None, metavar='CKPT',
+                        help='resume from CKPT, or from the newest checkpoint in the work dir if no CKPT')
+    parser.add_argument('--amp', action='store_true',
+                        help='mixed precision: bf16 autocast on CPU, fp16 on CUDA')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={},
+                        help='override config entries, e.g. train_dataloader.batch_size=8')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = load_config(args.config, args.cfg_options, args.work_dir)
+    cfg.launcher = args.launcher
+    if args.amp:  # fp16 with dynamic loss scaling on CUDA; bf16 autocast (no scaling needed) on CPU
+        if torch.cuda.is_available():
+            cfg.optim_wrapper.update(type='AmpOptimWrapper', dtype='float16', loss_scale='dynamic')
+        else:
+            cfg.optim_wrapper.update(type='AutocastOptimWrapper', device_type='cpu', dtype='bfloat16')
+    resume_from = None
+    if args.resume == 'auto':
+        resume_from = find_resume_checkpoint(cfg.work_dir)
+        if resume_from is None:
+            print_log(f'--resume: no checkpoint in {cfg.work_dir}, starting from scratch',
+                      logger='current', level=logging.WARNING)
+    elif args.resume is not None:
+        resume_from = args.resume
+    if resume_from is not None:
+        cfg.resume = True
+        cfg.load_from = resume_from
+    runner = Runner.from_cfg(cfg)
+    if resume_from is not None:
+        check_checkpoint_matches(runner.model, resume_from)
+    runner.train()
+
+
+if __name__ == '__main__':
+    main()
