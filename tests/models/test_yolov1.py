@@ -11,6 +11,7 @@ import torch
 from mmengine.structures import InstanceData
 from torch import nn
 
+from det.evaluation import evaluate_coco
 from det.models import DetDataPreprocessor  # importing det.models registers the modules
 from det.registry import MODELS, TASK_UTILS
 from det.structures import DetDataSample
@@ -114,11 +115,18 @@ def test_loss_one_box_all_terms_positive():
     sum(losses.values()).backward()
 
 
+@pytest.mark.parametrize('conf_loss', ['sse', 'bce'])
 @pytest.mark.parametrize('iou_target', [True, False])
-def test_loss_matches_hand_computation_of_paper_formula(iou_target):
+def test_loss_matches_hand_computation_of_paper_formula(iou_target, conf_loss):
     torch.manual_seed(1)
     B, C, stride, s_h, s_w = 2, 2, 16, 2, 3                           # non-square grid: input 32 x 48
-    head = _raw_head(C, B, stride, loss=dict(type='YOLOV1Loss', iou_target=iou_target))
+    head = _raw_head(C, B, stride, loss=dict(type='YOLOV1Loss', iou_target=iou_target, conf_loss=conf_loss))
+
+    def conf_error(conf, target):
+        if conf_loss == 'sse':
+            return (conf - target) ** 2
+        return -(target * math.log(conf) + (1 - target) * math.log(1 - conf))
+
     raw = torch.rand(2, B * 5 + C, s_h, s_w) * 4 - 2
     gts = [([36.0, 20.0, 46.0, 30.0], 1), ([2.0, 3.0, 20.0, 14.0], 0)]  # cells (row 1, col 2), (0, 0)
     samples = [_sample([g for g, _ in gts], [lab for _, lab in gts], (32, 48)), _sample([], [], (32, 48))]
@@ -147,14 +155,14 @@ def test_loss_matches_hand_computation_of_paper_formula(iou_target):
                     tw, th = math.sqrt((g[2] - g[0]) / 48), math.sqrt((g[3] - g[1]) / 32)
                     expected['loss_xy'] += 5 * ((x - tx) ** 2 + (y - ty) ** 2)
                     expected['loss_wh'] += 5 * ((sw - tw) ** 2 + (sh - th) ** 2)
-                    expected['loss_obj'] += (conf - (ious[resp] if iou_target else 1.0)) ** 2
+                    expected['loss_obj'] += conf_error(conf, ious[resp] if iou_target else 1.0)
                     logits = [r[B * 5 + c][row][col] for c in range(C)]
                     norm = sum(math.exp(v) for v in logits)
                     probs = [math.exp(v) / norm for v in logits]
                     expected['loss_cls'] += sum((probs[c] - (c == lab)) ** 2 for c in range(C))
                 for b in range(B):
                     if b != resp:
-                        expected['loss_noobj'] += 0.5 * preds[b][4] ** 2
+                        expected['loss_noobj'] += 0.5 * conf_error(preds[b][4], 0.0)
     for key, value in expected.items():
         assert losses[key].item() == pytest.approx(value / 2, rel=1e-5), key
 
@@ -233,6 +241,26 @@ def _toy_images():
     return imgs, samples
 
 
+def _ap50(model, data) -> float:
+    """COCO AP50 of the model's predictions on ``data`` (pycocotools through det.evaluation)."""
+    model.eval()
+    with torch.no_grad():
+        results = model(**data, mode='predict')
+    images, anns, dets = [], [], []
+    for img_id, sample in enumerate(results, start=1):
+        images.append(dict(id=img_id, height=64, width=64))
+        for box, lab in zip(sample.gt_instances.bboxes.tolist(), sample.gt_instances.labels.tolist()):
+            anns.append(dict(id=len(anns) + 1, image_id=img_id, category_id=lab + 1, iscrowd=0,
+                             bbox=[box[0], box[1], box[2] - box[0], box[3] - box[1]],
+                             area=(box[2] - box[0]) * (box[3] - box[1])))
+        pred = sample.pred_instances
+        for box, score, lab in zip(pred.bboxes.tolist(), pred.scores.tolist(), pred.labels.tolist()):
+            dets.append(dict(image_id=img_id, category_id=lab + 1, score=score,
+                             bbox=[box[0], box[1], box[2] - box[0], box[3] - box[1]]))
+    gt = dict(images=images, annotations=anns, categories=[dict(id=c + 1, name=str(c)) for c in range(3)])
+    return evaluate_coco(gt, dets, backend='pycocotools').stats['AP50']
+
+
 def test_overfit_tiny_images():
     torch.manual_seed(0)
     model = MODELS.build(dict(
@@ -241,6 +269,8 @@ def test_overfit_tiny_images():
         data_preprocessor=dict(type=DetDataPreprocessor, pad_size_divisor=8)))
     imgs, samples = _toy_images()
     data = model.data_preprocessor(dict(inputs=imgs, data_samples=samples), training=True)
+    ap50_before = _ap50(model, data)
+    model.train()
     optim = torch.optim.Adam(model.parameters(), lr=3e-3)
     totals = []
     for _ in range(60):
@@ -251,6 +281,8 @@ def test_overfit_tiny_images():
         optim.step()
         totals.append(total.item())
     assert totals[-1] < totals[0] / 5, (totals[0], totals[-1])
+    ap50_after = _ap50(model, data)
+    assert ap50_before < 0.1 and ap50_after > 0.8, (ap50_before, ap50_after)
     model.eval()
     results = model(**data, mode='predict')
     for sample in results:

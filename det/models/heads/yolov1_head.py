@@ -7,7 +7,7 @@ Each cell predicts ``B`` boxes ``(x, y, sqrt w, sqrt h, confidence)`` and one cl
 - ``sqrt w, sqrt h``: square roots of the box size relative to the grid's extent ``S_w * s`` by
   ``S_h * s`` (the padded input size when it is a multiple of ``s``), in [0, 1] (sigmoid), because the
   paper's loss compares square roots so errors on small boxes weigh more;
-- ``confidence``: Pr(object) * IoU, in [0, 1] (sigmoid);
+- ``confidence``: Pr(object) * IoU, in [0, 1] (sigmoid; see ``YOLOV1Loss.conf_loss``);
 - ``C`` class probabilities Pr(class | object) per cell (softmax).
 
 Raw output channels are ``[B * 5 + C]``: box ``b`` holds channels ``5b .. 5b + 4`` in the order above, the
@@ -82,9 +82,9 @@ class YOLOV1Head(BaseModule):
         ``cls`` ``[N, S_h*S_w, C]`` probabilities)."""
         n, _, s_h, s_w = raw.shape
         box = raw[:, :self.num_boxes * 5].reshape(n, self.num_boxes, 5, s_h, s_w)
-        box = box.permute(0, 3, 4, 1, 2).reshape(n, s_h * s_w * self.num_boxes, 5).sigmoid()
+        box = box.permute(0, 3, 4, 1, 2).reshape(n, s_h * s_w * self.num_boxes, 5)
         cls = raw[:, self.num_boxes * 5:].permute(0, 2, 3, 1).reshape(n, s_h * s_w, -1).softmax(dim=-1)
-        return box[..., :4], box[..., 4], cls
+        return box[..., :4].sigmoid(), box[..., 4].sigmoid(), cls
 
     def _cell_origins(self, grid_size: tuple, device) -> torch.Tensor:
         """``[S_h*S_w*B, 2]`` (col, row) of each predictor's cell."""
