@@ -15,7 +15,7 @@ model = dict(
               topk=100, nms=None),
 )
 
-max_epochs = 24
+max_epochs = 16
 optim_wrapper = dict(optimizer=dict(type='AdamW', lr=2e-3, weight_decay=0.05),
                      clip_grad=dict(max_norm=10.0))
 param_scheduler = [

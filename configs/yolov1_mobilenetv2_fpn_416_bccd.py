@@ -13,7 +13,7 @@ model = dict(
               score_thr=0.01, iou_thr=0.5, max_per_img=100),
 )
 
-max_epochs = 24
+max_epochs = 16
 optim_wrapper = dict(optimizer=dict(type='AdamW', lr=2e-3, weight_decay=0.05),
                      clip_grad=dict(max_norm=10.0))
 param_scheduler = [

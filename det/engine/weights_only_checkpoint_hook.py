@@ -54,9 +54,9 @@ class WeightsOnlyCheckpointHook(Hook):
     priority = 'VERY_LOW'  # after every other hook has added its state to the checkpoint
 
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        version, internal, gauss = random.getstate()
         checkpoint['rng_state'] = {
-            'python': list(random.getstate()[1]), 'python_version': random.getstate()[0],
-            'python_gauss': random.getstate()[2],
+            'python': (version, list(internal), gauss),
             'numpy': to_safe(np.random.get_state(legacy=True)),
             'torch': torch.get_rng_state(),
         }
@@ -69,7 +69,8 @@ class WeightsOnlyCheckpointHook(Hook):
             checkpoint['message_hub'] = from_safe(checkpoint['message_hub'])
         state = checkpoint.pop('rng_state', None)
         if state is not None:
-            random.setstate((state['python_version'], tuple(state['python']), state['python_gauss']))
+            version, internal, gauss = state['python']
+            random.setstate((version, tuple(internal), gauss))
             name, keys, pos, has_gauss, cached = state['numpy']
             np.random.set_state((name, keys.numpy(), pos, has_gauss, cached))
             torch.set_rng_state(state['torch'])
