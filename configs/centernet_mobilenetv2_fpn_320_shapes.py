@@ -1,7 +1,8 @@
 # CenterNet ("Objects as Points", Zhou et al. 2019) on the built-in shapes data: MobileNetV2 + FPN with
 # its finest level at stride 4, where the heatmap, size and offset branches run. Trained from scratch,
 # on the same data, backbone, batch and wall-clock budget as configs/yolo_v1.py.
-_base_ = ['_base_/default_runtime.py', '_base_/datasets/shapes_320.py']
+_base_ = ['_base_/default_runtime.py', '_base_/datasets/shapes_320.py',
+          '_base_/schedules/adamw_cosine_6e.py']
 
 model = dict(
     type='SingleStageDetector',
@@ -15,15 +16,3 @@ model = dict(
               loss_offset=dict(type='L1Loss', loss_weight=1.0),
               topk=100, nms=None),
 )
-
-train_dataloader = dict(batch_size=8)
-max_epochs = 6
-optim_wrapper = dict(optimizer=dict(type='AdamW', lr=2e-3, weight_decay=0.05),
-                     clip_grad=dict(max_norm=10.0))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),
-    dict(type='CosineAnnealingLR', by_epoch=True, begin=0, end=max_epochs, T_max=max_epochs, eta_min=1e-5),
-]
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=1)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')

@@ -1,6 +1,7 @@
 # CenterNet on BCCD blood-cell images (VOC layout; RBC, WBC, Platelets), letterboxed to 416x416,
 # heatmap at stride 4. Trained from scratch on trainval (292 images), evaluated on test (72).
-_base_ = ['_base_/default_runtime.py', '_base_/datasets/bccd_416.py']
+_base_ = ['_base_/default_runtime.py', '_base_/datasets/bccd_416.py',
+          '_base_/schedules/adamw_cosine_16e.py']
 
 model = dict(
     type='SingleStageDetector',
@@ -14,14 +15,3 @@ model = dict(
               loss_offset=dict(type='L1Loss', loss_weight=1.0),
               topk=100, nms=None),
 )
-
-max_epochs = 16
-optim_wrapper = dict(optimizer=dict(type='AdamW', lr=2e-3, weight_decay=0.05),
-                     clip_grad=dict(max_norm=10.0))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),
-    dict(type='CosineAnnealingLR', by_epoch=True, begin=0, end=max_epochs, T_max=max_epochs, eta_min=1e-5),
-]
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=4)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')

@@ -2,7 +2,8 @@
 # backbone (stride-16 and stride-32 outputs) -> CEM context enhancement (one 245-channel stride-16 map)
 # -> two deconv blocks up to the stride-4 heatmap. An architecture-study config: not trained here yet.
 #   python tools/analysis/complexity.py configs/centernet_snet146_cem_320_shapes.py --shape 320 320
-_base_ = ['_base_/default_runtime.py', '_base_/datasets/shapes_320.py']
+_base_ = ['_base_/default_runtime.py', '_base_/datasets/shapes_320.py',
+          '_base_/schedules/adamw_cosine_6e.py']
 
 model = dict(
     type='SingleStageDetector',
@@ -16,15 +17,3 @@ model = dict(
               loss_offset=dict(type='L1Loss', loss_weight=1.0),
               topk=100, nms=None),
 )
-
-train_dataloader = dict(batch_size=8)
-max_epochs = 6
-optim_wrapper = dict(optimizer=dict(type='AdamW', lr=2e-3, weight_decay=0.05),
-                     clip_grad=dict(max_norm=10.0))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),
-    dict(type='CosineAnnealingLR', by_epoch=True, begin=0, end=max_epochs, T_max=max_epochs, eta_min=1e-5),
-]
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=1)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')

@@ -1,7 +1,8 @@
 # YOLO v1 (Redmon et al. 2016) on the built-in shapes data: MobileNetV2 + FPN, grid at stride 8
 # (40x40 cells at 320x320) so that 8-32 px objects get cells of their own. Trained from scratch.
 # The main job: `python tools/train.py configs/yolo_v1.py` (a link to this file).
-_base_ = ['_base_/default_runtime.py', '_base_/datasets/shapes_320.py']
+_base_ = ['_base_/default_runtime.py', '_base_/datasets/shapes_320.py',
+          '_base_/schedules/adamw_cosine_6e.py']
 
 model = dict(
     type='SingleStageDetector',
@@ -15,16 +16,3 @@ model = dict(
               loss=dict(type='YOLOV1Loss', lambda_coord=5.0, lambda_noobj=0.5, conf_loss='bce'),
               score_thr=0.01, iou_thr=0.5, max_per_img=100),
 )
-
-# Batch 8: on 2 CPU cores a sample costs less at batch 8 than 16, and the budget buys twice the steps.
-train_dataloader = dict(batch_size=8)
-max_epochs = 6
-optim_wrapper = dict(optimizer=dict(type='AdamW', lr=2e-3, weight_decay=0.05),
-                     clip_grad=dict(max_norm=10.0))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),
-    dict(type='CosineAnnealingLR', by_epoch=True, begin=0, end=max_epochs, T_max=max_epochs, eta_min=1e-5),
-]
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=1)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')

@@ -1,4 +1,6 @@
 # The built-in generated shapes dataset (5 classes, 320x320), created under data/shapes on first use.
+# Training batch 8: on 2 CPU cores a sample costs less at batch 8 than at 16, and a time budget buys
+# twice the steps.
 data_root = 'data/shapes'
 img_scale = (320, 320)
 train_pipeline = [
@@ -17,7 +19,7 @@ test_pipeline = [
     dict(type='PackDetInputs'),
 ]
 train_dataloader = dict(
-    batch_size=16, num_workers=1,
+    batch_size=8, num_workers=1,
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(type='ShapesDataset', data_root=data_root, split='train', pipeline=train_pipeline))
 val_dataloader = dict(
