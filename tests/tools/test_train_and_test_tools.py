@@ -46,7 +46,7 @@ def test_resume_after_interruption_matches_uninterrupted_run(trained, tmp_path):
     config, full_dir, _ = trained
     shutil.copy(full_dir / 'epoch_1.pth', tmp_path / 'epoch_1.pth')
     proc = run_tool('train', config, '--work-dir', tmp_path, '--resume')
-    assert 'resumed epoch: 1' in (proc.stdout + proc.stderr).lower() or 'resum' in proc.stdout + proc.stderr
+    assert 'resumed epoch: 1, iter: 3' in proc.stdout + proc.stderr  # from epoch_1.pth, not from scratch
     resumed = torch.load(tmp_path / 'epoch_3.pth', weights_only=True)['state_dict']
     reference = torch.load(full_dir / 'epoch_3.pth', weights_only=True)['state_dict']
     assert resumed.keys() == reference.keys()
