@@ -19,5 +19,9 @@ setup(
         'matplotlib>=3.7',
         'numpy',
     ],
-    extras_require={'tests': ['pytest>=7', 'ruff>=0.5']},
+    extras_require={
+        'tests': ['pytest>=7', 'ruff>=0.5', 'onnx>=1.17', 'onnxruntime>=1.20', 'onnxscript>=0.5',
+                  'ensemble-boxes>=1.0.9', 'sahi>=0.11'],
+        'export': ['onnx>=1.17', 'onnxscript>=0.5', 'onnxruntime>=1.20'],
+    },
 )

@@ -8,10 +8,11 @@ model = dict(
     data_preprocessor=dict(type='DetDataPreprocessor', mean=(123.675, 116.28, 103.53),
                            std=(58.395, 57.12, 57.375), bgr_to_rgb=True, pad_size_divisor=32),
     backbone=dict(type='MobileNetV2', widen_factor=0.5, out_indices=(1, 2, 3, 4)),
-    neck=dict(type='FPN', out_channels=48, num_outs=4),
+    # Reads the finest (stride-4) FPN level only, so only its output conv is built.
+    neck=dict(type='FPN', out_channels=48, out_indices=(0,)),
     head=dict(type='CenterNetHead', num_classes=3, in_index=0, feat_channels=48,
               loss_heatmap=dict(type='GaussianFocalLoss', alpha=2.0, beta=4.0, loss_weight=1.0),
               loss_wh=dict(type='L1Loss', loss_weight=0.1),
               loss_offset=dict(type='L1Loss', loss_weight=1.0),
-              topk=100, nms=None),
+              test_cfg=dict(score_thr=0.0, nms=None, max_per_img=100, topk=100)),
 )

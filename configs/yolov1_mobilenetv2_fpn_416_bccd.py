@@ -8,8 +8,18 @@ model = dict(
     data_preprocessor=dict(type='DetDataPreprocessor', mean=(123.675, 116.28, 103.53),
                            std=(58.395, 57.12, 57.375), bgr_to_rgb=True, pad_size_divisor=32),
     backbone=dict(type='MobileNetV2', widen_factor=0.5, out_indices=(2, 3, 4)),
-    neck=dict(type='FPN', out_channels=96, num_outs=3),
+    # Reads the finest FPN level only, so only its output conv is built (every parameter trains).
+    neck=dict(type='FPN', out_channels=96, out_indices=(0,)),
     head=dict(type='YOLOV1Head', num_classes=3, in_index=0, num_boxes=2, feat_channels=128, num_convs=2,
-              loss=dict(type='YOLOV1Loss', lambda_coord=5.0, lambda_noobj=0.5, conf_loss='bce'),
-              score_thr=0.01, iou_thr=0.5, max_per_img=100),
+              # Box sizes are encoded relative to the 416x416 training input, however a batch is padded.
+              bbox_coder=dict(type='YOLOV1BBoxCoder', wh_norm=416),
+              # The paper's eq. 3 term by term: lambda_coord 5, lambda_noobj 0.5, sqrt(w), sqrt(h). The
+              # confidence uses cross-entropy: the paper's squared error stalls with thousands of
+              # predictors (see YOLOV1Head); dict(type='MSELoss', use_sigmoid=True) restores it.
+              loss_xy=dict(type='MSELoss', loss_weight=5.0),
+              loss_wh=dict(type='MSELoss', loss_weight=5.0),
+              loss_obj=dict(type='BinaryCrossEntropyLoss', loss_weight=1.0),
+              loss_noobj=dict(type='BinaryCrossEntropyLoss', loss_weight=0.5),
+              loss_cls=dict(type='MSELoss', loss_weight=1.0),
+              test_cfg=dict(score_thr=0.01, nms=dict(iou_thr=0.5), max_per_img=100, topk=1000)),
 )

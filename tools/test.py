@@ -8,10 +8,11 @@ import os
 import os.path as osp
 
 from mmengine.config import DictAction
+from mmengine.dist import is_main_process
 from mmengine.runner import Runner
 
 import det.engine  # noqa: F401  (registers det's hooks and the atomic checkpoint backend)
-from det.engine import check_checkpoint_matches
+from det.engine import check_checkpoint_matches, close_distributed, setup_distributed
 from det.engine.config import load_config
 
 
@@ -33,6 +34,7 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = load_config(args.config, args.cfg_options, args.work_dir)
     cfg.launcher = args.launcher
+    setup_distributed(cfg)  # gloo without CUDA; mmengine's own nccl set-up with it
     cfg.load_from = args.checkpoint
     prefix = None
     if args.out:
@@ -46,9 +48,10 @@ def main(argv=None):
     runner = Runner.from_cfg(cfg)
     check_checkpoint_matches(runner.model, args.checkpoint)
     metrics = runner.test()
-    if prefix is not None:
+    if prefix is not None and is_main_process():  # only rank 0 computed the metric and wrote the file
         os.replace(f'{prefix}.bbox.json', args.out)
         print(f'detections written to {args.out}')
+    close_distributed()
     return metrics
 
 

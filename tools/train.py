@@ -1,7 +1,8 @@
 """Train a detector from a config: ``python tools/train.py CONFIG [--work-dir D] [--resume [CKPT]]
 [--amp] [--cfg-options k=v ...]``.
 
-Multi-GPU / multi-node: ``torchrun --nproc_per_node N tools/train.py CONFIG --launcher pytorch``.
+Several processes (GPUs, or CPUs with gloo), one or more nodes: ``tools/dist_train.sh CONFIG N [args]``,
+i.e. ``torchrun --nproc_per_node N tools/train.py CONFIG --launcher pytorch [args]``.
 """
 import argparse
 import logging
@@ -12,7 +13,7 @@ from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 import det.engine  # noqa: F401  (registers the atomic checkpoint backend and det's hooks)
-from det.engine import check_checkpoint_matches, find_resume_checkpoint
+from det.engine import check_checkpoint_matches, close_distributed, find_resume_checkpoint, setup_distributed
 from det.engine.config import load_config
 
 
@@ -35,6 +36,7 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = load_config(args.config, args.cfg_options, args.work_dir)
     cfg.launcher = args.launcher
+    setup_distributed(cfg)  # gloo without CUDA; mmengine's own nccl set-up with it
     if args.amp:  # fp16 with dynamic loss scaling on CUDA; bf16 autocast (no scaling needed) on CPU
         if torch.cuda.is_available():
             cfg.optim_wrapper.update(type='AmpOptimWrapper', dtype='float16', loss_scale='dynamic')
@@ -55,6 +57,7 @@ def main(argv=None):
     if resume_from is not None:
         check_checkpoint_matches(runner.model, resume_from)
     runner.train()
+    close_distributed()
 
 
 if __name__ == '__main__':

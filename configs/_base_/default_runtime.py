@@ -8,6 +8,8 @@ default_hooks = dict(
                     rule='greater'),
     sampler_seed=dict(type='DistSamplerSeedHook'),
 )
+# Several processes (tools/dist_train.sh): nccl between GPUs; without CUDA tools/train.py uses gloo instead
+# (det.engine.setup_distributed).
 env_cfg = dict(cudnn_benchmark=False, mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
                dist_cfg=dict(backend='nccl'))
 visualizer = dict(type='Visualizer', vis_backends=[dict(type='LocalVisBackend')])

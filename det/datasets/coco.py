@@ -55,6 +55,8 @@ class CocoDataset(BaseDataset):
             cat_ids = [c['id'] for c in cats]
             self._metainfo['classes'] = tuple(c['name'] for c in cats)
         self.cat2label = {cat_id: i for i, cat_id in enumerate(cat_ids)}
+        # Where the evaluator finds this dataset's ground truth (CocoMetric with no ann_file).
+        self._metainfo.update(data_root=self.data_root, ann_file=self.ann_file)
 
         log = BoxSanityLog(f'{type(self).__name__}({self.ann_file})')
         records = []

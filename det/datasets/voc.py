@@ -56,6 +56,7 @@ class VOCDataset(BaseDataset):
         """Records ``dict(img_id, img_path, height, width, instances=[dict(bbox, bbox_label,
         ignore_flag)])``, one per image of the split."""
         cat2label = {name: i for i, name in enumerate(self._metainfo['classes'])}
+        self._metainfo.update(data_root=self.data_root)  # CocoMetric resolves relative paths from it
         log = BoxSanityLog(f'{type(self).__name__}({self.data_root}, split={self.split})')
         records = []
         for img_id, name in enumerate(self._image_names()):

@@ -22,8 +22,9 @@ def load_config(path: str, cfg_options: dict = None, work_dir: str = None) -> Co
 
 
 def use_safe_checkpoints(cfg: Config) -> None:
-    """Every run writes checkpoints atomically and in a form torch's weights-only loader accepts,
-    whatever the config says: these are properties of det's checkpoints, not options."""
+    """Every run writes checkpoints atomically and in a form torch's weights-only loader accepts, and
+    never writes weights after a non-finite loss, whatever the config says: these are properties of
+    det's checkpoints, not options."""
     hooks = cfg.setdefault('default_hooks', {})
     ckpt = hooks.setdefault('checkpoint', dict(type='CheckpointHook', interval=1))
     ckpt['backend_args'] = dict(backend='atomic_local')
@@ -31,7 +32,9 @@ def use_safe_checkpoints(cfg: Config) -> None:
     # kill during that write still leaves a complete one.
     if 0 < ckpt.get('max_keep_ckpts', -1) < 2:
         ckpt['max_keep_ckpts'] = 2
+    # A non-finite loss stops the run before those weights can be saved.
     custom = list(cfg.get('custom_hooks', []))
-    if not any(h.get('type') == 'WeightsOnlyCheckpointHook' for h in custom):
-        custom.append(dict(type='WeightsOnlyCheckpointHook'))
+    for hook in ('WeightsOnlyCheckpointHook', 'FiniteLossHook'):
+        if not any(h.get('type') == hook for h in custom):
+            custom.append(dict(type=hook))
     cfg.custom_hooks = custom

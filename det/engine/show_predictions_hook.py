@@ -3,18 +3,19 @@
 import os.path as osp
 
 import cv2
+import numpy as np
 from mmengine.hooks import Hook
 
 from det.engine.atomic_backend import write_atomic
 from det.registry import HOOKS
-from det.structures import rescale_to_original
 from det.visualization import gt_beside_pred
 
 
 @HOOKS.register_module()
 class ShowPredictionsHook(Hook):
-    """After each test batch, draws every sample into ``out_dir/<image file name>.jpg``.
-    Ground truth is mapped from the resized input back to original pixels, where predictions are."""
+    """After each test batch, draws every sample into ``out_dir/<image file name>.jpg``: the dataset's
+    annotations (``instances`` metainfo, original pixels) beside the detector's predictions (original
+    pixels too). Ignored (crowd / difficult) boxes are not drawn."""
 
     def __init__(self, out_dir: str, score_thr: float = 0.3):
         self.out_dir = out_dir
@@ -26,11 +27,12 @@ class ShowPredictionsHook(Hook):
             img = cv2.imread(sample.img_path, cv2.IMREAD_COLOR)
             if img is None:
                 continue
-            gt = sample.gt_instances
-            gt_boxes = rescale_to_original(gt.bboxes.float(), sample.scale_factor, sample.ori_shape)
+            gt = [i for i in sample.metainfo.get('instances', []) if not i['ignore_flag']]
+            gt_boxes = np.array([i['bbox'] for i in gt], dtype=np.float32).reshape(-1, 4)
+            gt_labels = np.array([i['bbox_label'] for i in gt], dtype=np.int64)
             pred = sample.pred_instances
             canvas = gt_beside_pred(
-                img, dict(bboxes=gt_boxes.cpu().numpy(), labels=gt.labels.cpu().numpy()),
+                img, dict(bboxes=gt_boxes, labels=gt_labels),
                 dict(bboxes=pred.bboxes.cpu().numpy(), labels=pred.labels.cpu().numpy(),
                      scores=pred.scores.cpu().numpy()), classes, self.score_thr)
             name = osp.splitext(osp.basename(sample.img_path))[0] + '.jpg'

@@ -6,7 +6,8 @@ bound functions, reached through ``builtins.getattr``) and NumPy arrays/scalars 
 which the safe unpickler rejects. Rather than allow-listing ``getattr`` and NumPy internals, this hook
 writes those values as tensors and plain numbers, and rebuilds the buffers when a checkpoint is loaded.
 It also stores the Python, NumPy and torch RNG states so that ``--resume`` continues the same random
-stream as an uninterrupted run.
+stream as an uninterrupted run; loading weights to fine-tune or test (``load_from``) leaves the run's own
+seeded random state alone.
 """
 import random
 
@@ -68,7 +69,7 @@ class WeightsOnlyCheckpointHook(Hook):
         if 'message_hub' in checkpoint:
             checkpoint['message_hub'] = from_safe(checkpoint['message_hub'])
         state = checkpoint.pop('rng_state', None)
-        if state is not None:
+        if state is not None and getattr(runner, '_resume', False):
             version, internal, gauss = state['python']
             random.setstate((version, tuple(internal), gauss))
             name, keys, pos, has_gauss, cached = state['numpy']

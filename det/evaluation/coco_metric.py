@@ -1,8 +1,9 @@
 """mmengine metric: COCO bbox AP, size tiers and per-class AP of a model's predictions.
 
-Ground truth comes from the COCO json (``ann_file``, real COCO semantics: the json's areas and iscrowd
-flags) or, without one, from the samples themselves, so datasets without a json (VOC) evaluate the same
-way. All numbers come from :func:`det.evaluation.coco_eval.evaluate_coco`.
+Predictions are the detector's ``pred_instances``, already in original pixels. Ground truth is the
+dataset's own, never the transformed ``gt_instances``: a COCO json (real COCO semantics: the json's areas
+and iscrowd flags), or, for datasets without one (VOC), the original annotations each sample carries in
+its ``instances`` metainfo. All numbers come from :func:`det.evaluation.coco_eval.evaluate_coco`.
 """
 import json
 import os
@@ -15,7 +16,6 @@ from mmengine.logging import print_log
 from mmengine.structures import BaseDataElement
 
 from det.registry import METRICS
-from det.structures import rescale_to_original
 
 from .coco_eval import (
     DEFAULT_BACKEND,
@@ -41,17 +41,20 @@ class CocoMetric(BaseMetric):
     """COCO bbox evaluation of ``pred_instances`` (xyxy original pixels, scores, labels ``0..C-1``).
 
     Args:
-        ann_file: COCO json used as ground truth; labels map to its categories by class name (else to
-            its sorted category ids). Without it, ground truth is read from each sample's
-            ``gt_instances`` (resized-input pixels, mapped back with ``scale_factor``) and
-            ``ignored_instances`` (evaluated as iscrowd boxes), with area = box w*h.
+        ann_file: COCO json used as ground truth. A relative path is taken relative to the evaluated
+            dataset's ``data_root``. ``None`` (the default) uses the dataset's own json when it has one
+            (``CocoDataset`` and its subclasses), so overriding the dataset's ``data_root`` also moves the
+            evaluation; otherwise (VOC) the ground truth is built from each sample's ``instances``
+            metainfo (the dataset's original annotations; ignored ones are evaluated as iscrowd), with
+            area = box w*h. The json's category names must include every class of the dataset (labels map
+            by name); a mismatch is an error as soon as the evaluator is given the dataset.
         tiers: ``(name, lo, hi)`` sqrt(area) ranges in pixels reported as ``AP_<name>`` / ``AR_<name>``.
             With the defaults ``AP_s`` is the 16-32 px tier, not COCO's 0-32 "small" (that one is in the
             logged summary).
         backend: ``'faster_coco_eval'`` or ``'pycocotools'``.
-        outfile_prefix: if set, write the detections to ``{prefix}.bbox.json`` (and, without
-            ``ann_file``, the ground truth built from the samples to ``{prefix}.gt.json``; image ids are
-            then 1..N in processing order, category ids label + 1).
+        outfile_prefix: if set, write the detections to ``{prefix}.bbox.json`` (and, when the ground
+            truth was built from the samples, ``{prefix}.gt.json``; image ids are then 1..N in
+            processing order, category ids label + 1).
         format_only: only write the files, return no metrics (e.g. for a test server).
 
     ``compute_metrics`` returns ``AP, AP50, AP75, AP_<tier>..., AR100, AR_<tier>...``; -1 where a tier has
@@ -69,10 +72,43 @@ class CocoMetric(BaseMetric):
         self.backend = backend
         self.outfile_prefix = outfile_prefix
         self.format_only = format_only
-        self._coco_gt = None  # loaded on first use, on the main process only
+        self._coco_gt = None  # loaded when the dataset is known, or on first use
+        self._cat_ids = None  # label -> json category id
+
+    @property
+    def dataset_meta(self):
+        return self._dataset_meta
+
+    @dataset_meta.setter
+    def dataset_meta(self, dataset_meta: dict) -> None:
+        """Set by mmengine's loops before the first step: resolve the ground truth json now and check it
+        against the dataset's classes, so a mismatch fails before any training."""
+        BaseMetric.dataset_meta.fset(self, dataset_meta)
+        self._coco_gt = self._cat_ids = None
+        if self._gt_json() is not None:
+            self._load_gt()
+
+    def _gt_json(self):
+        """Path of the ground-truth json, or None to build it from the samples."""
+        meta = self.dataset_meta or {}
+        if self.ann_file is None:
+            return meta.get('ann_file')
+        if not osp.isabs(self.ann_file) and meta.get('data_root'):
+            return osp.join(meta['data_root'], self.ann_file)
+        return self.ann_file
+
+    def _load_gt(self):
+        path = self._gt_json()
+        if not osp.isfile(path):
+            data_root = (self.dataset_meta or {}).get('data_root')
+            raise FileNotFoundError(f'CocoMetric: annotation file {path} not found '
+                                    f'(ann_file={self.ann_file!r}, dataset data_root={data_root!r})')
+        self._coco_gt = load_coco_gt(path, self.backend)
+        self._cat_ids = self._label_to_cat_id(self._coco_gt, path)
+        return self._coco_gt
 
     def process(self, data_batch, data_samples) -> None:
-        """Store each sample's predictions (and, without ``ann_file``, its ground truth) as numpy."""
+        """Store each sample's predictions (and, without a json, its original annotations) as numpy."""
         for sample in data_samples:
             if isinstance(sample, BaseDataElement):
                 sample = sample.to_dict()
@@ -80,15 +116,18 @@ class CocoMetric(BaseMetric):
             result = {'img_id': sample['img_id'], 'bboxes': _numpy(pred['bboxes']).reshape(-1, 4),
                       'scores': _numpy(pred['scores']).reshape(-1),
                       'labels': _numpy(pred['labels']).reshape(-1)}
-            if self.ann_file is None:
-                scale, ori_shape = sample.get('scale_factor', (1.0, 1.0)), sample['ori_shape']
-                result['ori_shape'] = tuple(int(v) for v in ori_shape[:2])
-                for key, out in (('gt_instances', 'gt'), ('ignored_instances', 'ignored')):
-                    inst = sample.get(key) or {}
-                    boxes = torch.as_tensor(_numpy(inst.get('bboxes', np.zeros((0, 4)))), dtype=torch.float32)
-                    boxes = rescale_to_original(boxes.reshape(-1, 4), scale, ori_shape)
-                    result[f'{out}_bboxes'] = boxes.numpy()
-                    result[f'{out}_labels'] = _numpy(inst.get('labels', np.zeros(0, np.int64))).reshape(-1)
+            if self._gt_json() is None:
+                if 'instances' not in sample:
+                    raise KeyError("CocoMetric without a COCO json builds the ground truth from each "
+                                   "sample's 'instances' metainfo (the dataset's annotations); keep "
+                                   "'instances' in PackDetInputs' meta_keys")
+                instances = sample['instances']
+                ignored = np.array([bool(i['ignore_flag']) for i in instances], dtype=bool)
+                boxes = np.array([i['bbox'] for i in instances], dtype=np.float64).reshape(-1, 4)
+                labels = np.array([i['bbox_label'] for i in instances], dtype=np.int64)
+                result.update(ori_shape=tuple(int(v) for v in sample['ori_shape'][:2]),
+                              gt_bboxes=boxes[~ignored], gt_labels=labels[~ignored],
+                              ignored_bboxes=boxes[ignored], ignored_labels=labels[ignored])
             self.results.append(result)
 
     def _classes(self):
@@ -112,35 +151,45 @@ class CocoMetric(BaseMetric):
         return {'images': images, 'annotations': anns,
                 'categories': [{'id': i + 1, 'name': str(n)} for i, n in enumerate(names)]}
 
-    def _label_to_cat_id(self, coco_gt) -> list:
-        """Contiguous label -> json category id: by class name when the names match, else sorted ids."""
+    def _label_to_cat_id(self, coco_gt, path: str) -> list:
+        """Contiguous label -> json category id, by class name. Without known classes (the metric used
+        outside a runner) labels follow the json's sorted category ids, as ``CocoDataset`` assigns them."""
         by_name = {c['name']: c['id'] for c in coco_gt.dataset['categories']}
         classes = self._classes()
-        if classes and all(n in by_name for n in classes):
-            return [by_name[n] for n in classes]
-        return sorted(by_name.values())
+        if not classes:
+            return sorted(by_name.values())
+        missing = [n for n in classes if n not in by_name]
+        if missing:
+            raise ValueError(f'CocoMetric: the dataset\'s classes {missing} are not categories of {path} '
+                             f'(its categories: {sorted(by_name)}); the evaluator\'s annotations do not '
+                             f'belong to this dataset')
+        return [by_name[n] for n in classes]
 
     def compute_metrics(self, results: list) -> dict:
-        if self.ann_file is None:
+        if self._gt_json() is None:
             gt = self._gt_from_results(results)
             img_ids = list(range(1, len(results) + 1))
             cat_ids = [c['id'] for c in gt['categories']]
         else:
-            if self._coco_gt is None:
-                self._coco_gt = load_coco_gt(self.ann_file, self.backend)
-            gt = self._coco_gt
+            gt = self._coco_gt if self._coco_gt is not None else self._load_gt()
             img_ids = [r['img_id'].item() if isinstance(r['img_id'], np.generic) else r['img_id']
                        for r in results]
-            cat_ids = self._label_to_cat_id(gt)
+            cat_ids = self._cat_ids
+            unknown = sorted(set(img_ids) - set(gt.getImgIds()), key=str)
+            if unknown:
+                raise ValueError(f'CocoMetric: {len(unknown)} evaluated image id(s) are not in '
+                                 f'{self._gt_json()}, e.g. {unknown[:10]}: the evaluator\'s annotations do '
+                                 f'not belong to the evaluated dataset')
+        built_gt = self._gt_json() is None
         dets = []
         for img_id, r in zip(img_ids, results):
             for box, score, label in zip(_xyxy_to_xywh(r['bboxes']), r['scores'], r['labels']):
-                cat = int(label) + 1 if self.ann_file is None else cat_ids[int(label)]
+                cat = int(label) + 1 if built_gt else cat_ids[int(label)]
                 dets.append({'image_id': img_id, 'category_id': cat, 'bbox': box.tolist(),
                              'score': float(score)})
 
         if self.outfile_prefix is not None:
-            self._dump(dets, gt if self.ann_file is None else None)
+            self._dump(dets, gt if built_gt else None)
             if self.format_only:
                 return {}
 

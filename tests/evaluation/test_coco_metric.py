@@ -24,8 +24,9 @@ def _xyxy(xywh_list) -> torch.Tensor:
 
 
 def _samples(gt: dict, dets: list, with_gt: bool = True) -> list:
-    """One DetDataSample per image: predictions in original pixels, ground truth in resized-input pixels
-    (each image resized by its own scale factor, none of them 1)."""
+    """One DetDataSample per image: predictions in original pixels; the dataset's annotations in the
+    ``instances`` metainfo (original pixels); ``gt_instances`` in resized-input pixels (each image resized
+    by its own scale factor, none of them 1), which the metric must not read."""
     samples = []
     for i, img in enumerate(gt['images']):
         sx, sy = 0.5 + 0.25 * i, 1.25 - 0.1 * i
@@ -36,19 +37,22 @@ def _samples(gt: dict, dets: list, with_gt: bool = True) -> list:
             bboxes=_xyxy([d['bbox'] for d in own]), scores=torch.tensor([d['score'] for d in own]),
             labels=torch.tensor([LABEL[d['category_id']] for d in own], dtype=torch.long))
         if with_gt:
-            scale = torch.tensor([sx, sy, sx, sy])
-            for field, crowd in (('gt_instances', 0), ('ignored_instances', 1)):
-                anns = [a for a in gt['annotations'] if a['image_id'] == img['id'] and a['iscrowd'] == crowd]
-                setattr(sample, field, InstanceData(
-                    bboxes=_xyxy([a['bbox'] for a in anns]) * scale,
-                    labels=torch.tensor([LABEL[a['category_id']] for a in anns], dtype=torch.long)))
+            anns = [a for a in gt['annotations'] if a['image_id'] == img['id']]
+            sample.set_metainfo({'instances': [
+                dict(bbox=_xyxy([a['bbox']])[0].tolist(), bbox_label=LABEL[a['category_id']],
+                     ignore_flag=a['iscrowd']) for a in anns]})
+            plain = [a for a in anns if not a['iscrowd']]
+            sample.gt_instances = InstanceData(
+                bboxes=_xyxy([a['bbox'] for a in plain]) * torch.tensor([sx, sy, sx, sy]),
+                labels=torch.tensor([LABEL[a['category_id']] for a in plain], dtype=torch.long))
         samples.append(sample)
     return samples
 
 
-def _run(metric, samples) -> dict:
-    """Batches of 2; mmengine's Evaluator hands the metric dicts (``to_dict()``), so half go as dicts."""
-    metric.dataset_meta = {'classes': CLASSES}
+def _run(metric, samples, **dataset_meta) -> dict:
+    """Batches of 2; mmengine's Evaluator hands the metric dicts (``to_dict()``), so half go as dicts.
+    ``dataset_meta`` is what the evaluated dataset's metainfo adds to its classes."""
+    metric.dataset_meta = {'classes': CLASSES, **dataset_meta}
     for start in range(0, len(samples), 2):
         batch = samples[start:start + 2]
         metric.process({}, [s.to_dict() if start % 4 else s for s in batch])
@@ -104,6 +108,42 @@ def test_metric_with_ann_file_evaluates_only_processed_images(tmp_path):
     ref = pycocotools_stats(gt, [d for d in dets if d['image_id'] <= 3], img_ids=[1, 2, 3])
     assert metrics['coco/AP'] == pytest.approx(ref[0], abs=1e-4)
     assert metrics['coco/AR100'] == pytest.approx(ref[8], abs=1e-4)
+
+
+def test_metric_uses_the_datasets_json_and_resolves_relative_paths_from_its_root(tmp_path):
+    """No ann_file: the evaluated dataset's own json (so overriding its data_root moves the evaluation);
+    a relative ann_file is taken from the dataset's data_root, not the working directory."""
+    gt, dets = random_case(2)
+    (tmp_path / 'annotations').mkdir()
+    (tmp_path / 'annotations' / 'val.json').write_text(json.dumps(gt))
+    expected = _expected(gt, dets)
+    _check(_run(CocoMetric(), _samples(gt, dets, with_gt=False), data_root=str(tmp_path),
+                ann_file=str(tmp_path / 'annotations' / 'val.json')), expected)
+    _check(_run(CocoMetric(ann_file='annotations/val.json'), _samples(gt, dets, with_gt=False),
+                data_root=str(tmp_path)), expected)
+    with pytest.raises(FileNotFoundError, match='missing.json'):
+        CocoMetric(ann_file='missing.json').dataset_meta = {'classes': CLASSES, 'data_root': str(tmp_path)}
+
+
+def test_metric_rejects_annotations_of_another_dataset(tmp_path):
+    """Class names the json lacks fail when the evaluator is given the dataset (before any training);
+    image ids the json lacks fail instead of scoring against nothing."""
+    gt, dets = random_case(2)
+    ann_file = tmp_path / 'gt.json'
+    ann_file.write_text(json.dumps(gt))
+    metric = CocoMetric(ann_file=str(ann_file))
+    with pytest.raises(ValueError, match=r"classes \['cat'\] are not categories"):
+        metric.dataset_meta = {'classes': CLASSES[:-1] + ['cat']}
+    samples = _samples(gt, dets, with_gt=False)
+    samples[0].set_metainfo({'img_id': 9999})
+    with pytest.raises(ValueError, match='9999'):
+        _run(CocoMetric(ann_file=str(ann_file)), samples)
+
+
+def test_metric_without_json_needs_the_datasets_annotations():
+    gt, dets = random_case(0)
+    with pytest.raises(KeyError, match='instances'):
+        _run(CocoMetric(), _samples(gt, dets, with_gt=False))
 
 
 def test_metric_with_empty_predictions():

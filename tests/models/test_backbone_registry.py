@@ -44,3 +44,30 @@ def test_backbone_forward_backward(name):
     sum(o.float().mean() for o in outs).backward()
     unused = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
     assert not unused, f'parameters without gradient (break DDP without find_unused_parameters): {unused}'
+
+
+# Every registered family, built with all its stages as outputs.
+STRIDE_RULE_CONFIGS = {
+    'MobileNetV1': dict(type='MobileNetV1', widen_factor=0.25),
+    'MobileNetV2': dict(type='MobileNetV2', widen_factor=0.5),
+    'MobileNetV3-large': dict(type='MobileNetV3', arch='large'),
+    'MobileNetV3-small': dict(type='MobileNetV3', arch='small'),
+    'EfficientNet-b0': dict(type='EfficientNet', arch='b0'),
+    'SNet49': dict(type='SNet', arch='snet49'),
+    'SNet146': dict(type='SNet', arch='snet146'),
+    'SNet535': dict(type='SNet', arch='snet535'),
+    'TorchvisionBackbone-resnet18': dict(type='TorchvisionBackbone', name='resnet18'),
+}
+
+
+@pytest.mark.parametrize('name', sorted(STRIDE_RULE_CONFIGS))
+def test_out_index_i_is_stride_2_to_the_i_plus_1(name):
+    """The rule of BaseBackbone's docstring: ``out_indices`` entry i is the stride-``2 ** (i + 1)`` map,
+    for every family, so configs can swap backbones without re-deriving indices."""
+    assert set(registered_backbones()) <= {cfg['type'] for cfg in STRIDE_RULE_CONFIGS.values()}
+    out_indices = (0, 1, 2, 3, 4)
+    model = MODELS.build(dict(STRIDE_RULE_CONFIGS[name], out_indices=out_indices)).eval()
+    assert model.strides == [2 ** (i + 1) for i in out_indices]
+    with torch.no_grad():
+        outs = model(torch.zeros(1, 3, 64, 64))
+    assert [o.shape[-1] for o in outs] == [64 // 2 ** (i + 1) for i in out_indices]

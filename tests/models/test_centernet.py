@@ -16,7 +16,7 @@ from torch import nn
 import det.models  # noqa: F401  (registers the modules)
 from det.models.task_modules import CenterNetTargetGenerator, gaussian_radius
 from det.registry import MODELS
-from det.structures import DetDataSample
+from det.structures import DetDataSample, instances_to_original
 
 
 def make_sample(bboxes, labels, img_shape, scale_factor=(1.0, 1.0), batch_shape=None):
@@ -29,6 +29,12 @@ def make_sample(bboxes, labels, img_shape, scale_factor=(1.0, 1.0), batch_shape=
     sample.gt_instances = InstanceData(bboxes=torch.tensor(bboxes, dtype=torch.float32).reshape(-1, 4),
                                        labels=torch.tensor(labels, dtype=torch.int64))
     return sample
+
+
+def decode_to_original(head, heatmap, wh, offset, samples) -> list:
+    """The head's decoding (network-input pixels), then the detector's one rescaling step."""
+    results = head.predict_by_feat(heatmap, wh, offset, batch_img_metas=[s.metainfo for s in samples])
+    return [instances_to_original(r, s.metainfo) for r, s in zip(results, samples)]
 
 
 def make_head(**kwargs):
@@ -92,7 +98,7 @@ def _gaussian(cx, cy, radius, shape):
 def test_heatmap_peak_and_gaussian_values():
     box = [18.0, 30.0, 98.0, 78.0]           # on the stride-4 grid: w 20, h 12, centre (14.5, 13.5)
     t = CenterNetTargetGenerator()(torch.tensor([box]), torch.tensor([1]), 3, (32, 40), 4)
-    heat = t['heatmap']
+    heat = t.heatmap
     assert heat.shape == (3, 32, 40)
     assert heat[0].abs().sum() == 0 and heat[2].abs().sum() == 0
     assert heat[1, 13, 14] == 1.0 and heat.eq(1).sum() == 1
@@ -104,15 +110,15 @@ def test_heatmap_peak_and_gaussian_values():
         assert float(heat[1, 13 + dy, 14 + dx]) == pytest.approx(expected, rel=1e-5)
     assert heat[1, 13, 14 + radius + 1] == 0 and heat[1, 13 - radius - 1, 14] == 0
     assert (heat[1] > 0).sum() == (2 * radius + 1) ** 2
-    assert t['inds'].tolist() == [13 * 40 + 14]
-    assert torch.allclose(t['wh'], torch.tensor([[20.0, 12.0]]))
-    assert torch.allclose(t['offset'], torch.tensor([[0.5, 0.5]]))
+    assert t.inds.tolist() == [13 * 40 + 14]
+    assert torch.allclose(t.wh, torch.tensor([[20.0, 12.0]]))
+    assert torch.allclose(t.offset, torch.tensor([[0.5, 0.5]]))
 
 
 def test_overlapping_boxes_of_one_class_take_elementwise_max():
     boxes = torch.tensor([[8.0, 8.0, 72.0, 56.0], [24.0, 16.0, 88.0, 64.0], [0.0, 0.0, 40.0, 40.0]])
     labels = torch.tensor([2, 2, 0])
-    heat = CenterNetTargetGenerator()(boxes, labels, 3, (24, 24), 4)['heatmap'].numpy()
+    heat = CenterNetTargetGenerator()(boxes, labels, 3, (24, 24), 4).heatmap.numpy()
     gauss = []
     for x1, y1, x2, y2 in (boxes / 4).tolist():
         radius = max(0, int(_reference_radius(math.ceil(y2 - y1), math.ceil(x2 - x1), 0.7)))
@@ -128,10 +134,10 @@ def test_overlapping_boxes_of_one_class_take_elementwise_max():
 def test_targets_empty_and_degenerate_boxes():
     gen = CenterNetTargetGenerator()
     t = gen(torch.zeros(0, 4), torch.zeros(0, dtype=torch.int64), 2, (8, 8), 4)
-    assert t['heatmap'].shape == (2, 8, 8) and t['heatmap'].sum() == 0 and t['inds'].numel() == 0
+    assert t.heatmap.shape == (2, 8, 8) and t.heatmap.sum() == 0 and t.inds.numel() == 0
     boxes = torch.tensor([[5.0, 5.0, 5.0, 20.0], [40.0, 40.0, 60.0, 60.0]])   # zero width; outside the map
     t = gen(boxes, torch.tensor([0, 1]), 2, (8, 8), 4)
-    assert t['inds'].numel() == 0 and t['heatmap'].sum() == 0
+    assert t.inds.numel() == 0 and t.heatmap.sum() == 0
 
 
 # ------------------------------------------------------------------------------------------ losses
@@ -217,13 +223,14 @@ def test_encode_decode_round_trip_in_original_pixels():
     sample = make_sample(resized.tolist(), labels, (200, 320), scale, batch_shape=(224, 320))
     assert sample.metainfo['ori_shape'] == (160, 200)
     t = CenterNetTargetGenerator()(resized, torch.tensor(labels), 3, (56, 80), 4)
-    heat_logits = torch.logit(t['heatmap'], eps=1e-6)[None]
+    heat_logits = torch.logit(t.heatmap, eps=1e-6)[None]
     wh = torch.zeros(1, 2, 56 * 80)
     offset = torch.zeros(1, 2, 56 * 80)
-    wh[0, :, t['inds']] = t['wh'].T
-    offset[0, :, t['inds']] = t['offset'].T
-    head = make_head(topk=100)
-    result = head.decode(heat_logits, wh.view(1, 2, 56, 80), offset.view(1, 2, 56, 80), [sample])[0]
+    wh[0, :, t.inds] = t.wh.T
+    offset[0, :, t.inds] = t.offset.T
+    head = make_head(test_cfg=dict(topk=100))
+    result = decode_to_original(head, heat_logits, wh.view(1, 2, 56, 80), offset.view(1, 2, 56, 80),
+                                [sample])[0]
     assert len(result) == 100
     top = result.scores.argsort(descending=True)[:5]
     assert (result.scores[top] > 0.99).all() and (result.scores[result.scores.argsort()[:-5]] < 1e-3).all()
@@ -243,8 +250,9 @@ def test_decode_optional_nms():
     wh = torch.full((1, 2, 16, 16), 8.0)        # boxes [4, 4, 36, 36] and [12, 4, 44, 36]: IoU 0.6
     offset = torch.zeros(1, 2, 16, 16)
     sample = make_sample([], [], (64, 64))
-    plain = make_head(num_classes=2, topk=3).decode(heat, wh, offset, [sample])[0]
-    nms = make_head(num_classes=2, topk=3, nms=dict(iou_thr=0.5)).decode(heat, wh, offset, [sample])[0]
+    plain = decode_to_original(make_head(num_classes=2, test_cfg=dict(topk=3)), heat, wh, offset, [sample])[0]
+    nms = decode_to_original(make_head(num_classes=2, test_cfg=dict(topk=3, nms=dict(iou_thr=0.5))),
+                             heat, wh, offset, [sample])[0]
     assert len(plain) == 3 and len(nms) == 2
     assert plain.labels.tolist() == [1, 1, 0] and sorted(nms.labels.tolist()) == [0, 1]
     assert torch.allclose(plain.bboxes[:2], torch.tensor([[4.0, 4.0, 36.0, 36.0], [12.0, 4.0, 44.0, 36.0]]))

@@ -109,7 +109,7 @@ def test_torchvision_backbone_loads_torchvision_keys(tmp_path):
     with torch.no_grad():
         expected = tv.layer4(tv.layer3(tv.layer2(tv.layer1(tv.maxpool(tv.relu(tv.bn1(tv.conv1(x))))))))
         out = backbone(x)[-1]
-    assert backbone.strides == [4, 8, 16, 32] and backbone.out_channels == [64, 128, 256, 512]
+    assert backbone.strides == [2, 4, 8, 16, 32] and backbone.out_channels == [64, 64, 128, 256, 512]
     assert (out - expected).abs().max() < 1e-5
 
 
@@ -142,8 +142,9 @@ def test_frozen_stages_mobilenet(cls, kwargs):
 
 
 def test_frozen_stages_torchvision_backbone():
-    # resnet18's default nodes are layer1..layer4; frozen_stages=1 must freeze the stem, layer1 and layer2.
-    model = TorchvisionBackbone('resnet18', frozen_stages=1)
+    # resnet18's default nodes are relu (stride 2), layer1..layer4; frozen_stages=2 (up to stride 8) must
+    # freeze the stem, layer1 and layer2.
+    model = TorchvisionBackbone('resnet18', frozen_stages=2)
     frozen_prefixes = ('body.conv1.', 'body.bn1.', 'body.layer1.', 'body.layer2.')
     train_step(model, torch.randn(2, 3, 64, 64))
     for name, param in model.named_parameters():

@@ -21,7 +21,7 @@ BACKBONE_CONFIGS = {
     'MobileNetV2': dict(type='MobileNetV2', out_indices=(2, 3, 4)),
     'MobileNetV3': dict(type='MobileNetV3', arch='small', out_indices=(2, 3, 4)),
     'EfficientNet': dict(type='EfficientNet', arch='b0', out_indices=(2, 3, 4)),
-    'SNet': dict(type='SNet', arch='snet49', out_indices=(1, 2, 3)),
+    'SNet': dict(type='SNet', arch='snet49', out_indices=(2, 3, 4)),
     'TorchvisionBackbone': dict(type='TorchvisionBackbone', name='resnet18',
                                 return_nodes=['layer2', 'layer3', 'layer4']),
 }
@@ -125,8 +125,8 @@ def _maps(sizes, channels=(4, 8, 16), batch=1):
 def _copy_from_torchvision(fpn, tv):
     with torch.no_grad():
         for i in range(len(fpn.lateral_convs)):
-            for ours, theirs in ((fpn.lateral_convs[i], tv.inner_blocks[i][0]),
-                                 (fpn.output_convs[i], tv.layer_blocks[i][0])):
+            for ours, theirs in ((fpn.lateral_convs[str(i)], tv.inner_blocks[i][0]),
+                                 (fpn.output_convs[str(i)], tv.layer_blocks[i][0])):
                 theirs.bias.normal_()  # torchvision initialises biases to 0: make their copy checked
                 ours.weight.copy_(theirs.weight)
                 ours.bias.copy_(theirs.bias)
@@ -161,7 +161,7 @@ def test_fpn_learned_upsampling_can_express_nearest(upsample):
                             upsample=upsample))
     _copy_from_torchvision(fpn, tv)
     with torch.no_grad():
-        for up in fpn.upsamplers:
+        for up in fpn.upsamplers.values():
             conv = up.up if upsample == 'deconv' else up.up[0]
             conv.weight.zero_()
             conv.bias.zero_()
@@ -229,6 +229,38 @@ def test_fpn_bottom_up_keeps_finest_level():
     with torch.no_grad():
         assert torch.equal(pafpn(feats)[0], fpn(feats)[0])
         assert not torch.allclose(pafpn(feats)[-1], fpn(feats)[-1])
+
+
+@pytest.mark.parametrize('out_indices', [(0,), (1,), (0, 2), (3,), (1, 4)])
+@pytest.mark.parametrize('extra', [False, 'on_input', 'on_output'])
+@pytest.mark.parametrize('bottom_up', [False, True])
+def test_fpn_out_indices_builds_only_what_they_need(out_indices, extra, bottom_up):
+    """The chosen levels equal the full FPN's with the same weights, and every parameter that is built
+    gets a gradient from them alone (so DDP needs no find_unused_parameters)."""
+    torch.manual_seed(0)
+    cfg = dict(type='FPN', in_channels=[4, 8, 16], strides=[8, 16, 32], out_channels=8, num_outs=5,
+               add_extra_convs=extra, bottom_up=bottom_up)
+    full, part = MODELS.build(cfg), MODELS.build(dict(cfg, out_indices=out_indices))
+    missing, unexpected = part.load_state_dict(full.state_dict(), strict=False)
+    assert not missing, missing
+    assert part.strides == [full.strides[i] for i in out_indices]
+    assert part.out_channels == [8] * len(out_indices)
+    feats = _maps(ODD_SIZES['ceil'], batch=2)
+    outs = part(feats)
+    with torch.no_grad():
+        reference = full(feats)
+    assert len(outs) == len(out_indices)
+    for out, i in zip(outs, out_indices):
+        assert torch.equal(out, reference[i]), i
+    sum(o.sum() for o in outs).backward()
+    _check_grads(part)
+    if out_indices == (0,) and not bottom_up:
+        assert list(part.output_convs) == ['0'] and unexpected  # the other output convs are not built
+
+
+def test_fpn_out_indices_out_of_range():
+    with pytest.raises(ValueError, match='out_indices'):
+        MODELS.build(dict(type='FPN', in_channels=[4, 8], strides=[8, 16], out_indices=(2,)))
 
 
 # ---------------------------------------------------------------- SPP / SPPF / SPP-net

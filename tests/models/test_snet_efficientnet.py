@@ -9,7 +9,7 @@ from torch import nn
 from torchvision.models.efficientnet import EfficientNet as TVEfficientNet
 from torchvision.models.efficientnet import _efficientnet_conf
 
-from det.models.backbones.efficientnet import EfficientNet, convert_torchvision_efficientnet
+from det.models.backbones.efficientnet import EfficientNet
 from det.models.backbones.snet import SNet
 from det.registry import MODELS
 
@@ -44,7 +44,7 @@ class Classifier(nn.Module):
 # ---------------------------------------------------------------------------------------------- SNet
 @pytest.mark.parametrize('arch,paper_madds', [('snet49', 49e6), ('snet146', 146e6), ('snet535', 535e6)])
 def test_snet_multiply_adds_match_thundernet_table(arch, paper_madds):
-    model = Classifier(SNet(arch, out_indices=(3,))).eval()
+    model = Classifier(SNet(arch, out_indices=(4,))).eval()
     flops = FlopAnalyzer(model, (torch.zeros(1, 3, 224, 224),))
     flops.unsupported_ops_warnings(False)
     # conv + FC multiply-adds; BN folds into the convs at inference, so its elementwise count is left out
@@ -52,13 +52,14 @@ def test_snet_multiply_adds_match_thundernet_table(arch, paper_madds):
     assert abs(madds / paper_madds - 1) < 0.12, (arch, madds / 1e6)
 
 
-@pytest.mark.parametrize('arch,channels', [('snet49', [24, 60, 120, 512]), ('snet146', [24, 132, 264, 528]),
-                                           ('snet535', [48, 248, 496, 992])])
+@pytest.mark.parametrize('arch,channels', [('snet49', [24, 24, 60, 120, 512]),
+                                           ('snet146', [24, 24, 132, 264, 528]),
+                                           ('snet535', [48, 48, 248, 496, 992])])
 def test_snet_output_strides_and_channels(arch, channels):
-    model = SNet(arch, out_indices=(0, 1, 2, 3)).eval()
-    assert model.out_channels == channels and model.strides == [4, 8, 16, 32]
+    model = SNet(arch, out_indices=(0, 1, 2, 3, 4)).eval()
+    assert model.out_channels == channels and model.strides == [2, 4, 8, 16, 32]
     outs = model(torch.randn(1, 3, 64, 64))
-    expected = [(1, c, 64 // s, 64 // s) for c, s in zip(channels, [4, 8, 16, 32])]
+    expected = [(1, c, 64 // s, 64 // s) for c, s in zip(channels, [2, 4, 8, 16, 32])]
     assert [tuple(o.shape) for o in outs] == expected
     depthwise = [m for m in model.modules() if isinstance(m, nn.Conv2d) and m.groups > 1]
     assert depthwise and all(m.kernel_size == (5, 5) for m in depthwise)
@@ -66,23 +67,32 @@ def test_snet_output_strides_and_channels(arch, channels):
 
 def test_snet_with_3x3_depthwise_equals_torchvision_shufflenet_v2():
     """With kernel 3 and ShuffleNetV2-1.0x widths, SNet is torchvision's ShuffleNetV2 without the FC:
-    copying its weights in order must give the same maps after maxpool, stage2-4 and conv5."""
+    after ``convert_torchvision`` it gives the same maps after conv1, maxpool, stage2, stage3 and conv5."""
     ref = torchvision.models.shufflenet_v2_x1_0().eval()
     randomise_bn(ref)
-    ours = SNet(dict(stem=24, widths=(116, 232, 464), conv5=1024), kernel=3, out_indices=(0, 1, 2, 3)).eval()
-    ref_state = [v for k, v in ref.state_dict().items() if not k.startswith('fc.')]
-    our_keys = list(ours.state_dict())
-    assert [tuple(v.shape) for v in ref_state] == [tuple(ours.state_dict()[k].shape) for k in our_keys]
-    ours.load_state_dict(dict(zip(our_keys, ref_state)))
+    arch = dict(arch=dict(stem=24, widths=(116, 232, 464), conv5=1024), kernel=3)
+    ours = SNet(**arch, out_indices=(0, 1, 2, 3, 4)).eval()
+    ours.load_state_dict(SNet.convert_torchvision(ref.state_dict(), **arch))
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
-        c2 = ref.maxpool(ref.conv1(x))
+        c1 = ref.conv1(x)
+        c2 = ref.maxpool(c1)
         c3 = ref.stage2(c2)
         c4 = ref.stage3(c3)
         c5 = ref.conv5(ref.stage4(c4))
         outs = ours(x)
-    for out, expected in zip(outs, (c2, c3, c4, c5)):
+    assert len(outs) == 5
+    for out, expected in zip(outs, (c1, c2, c3, c4, c5)):
         torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_channel_shuffle_interleaves_the_two_halves():
+    """ShuffleBlock's ``nn.ChannelShuffle(2)`` is ShuffleNetV2's view-transpose-reshape, with gradients."""
+    x, grad = torch.randn(2, 12, 5, 5, requires_grad=True), torch.randn(2, 12, 5, 5)
+    shuffled = SNet('snet49').layers[2][0].shuffle(x)
+    reference = x.view(2, 2, 6, 5, 5).transpose(1, 2).reshape(2, 12, 5, 5)
+    assert torch.equal(shuffled, reference)
+    assert torch.equal(*(torch.autograd.grad(y, x, grad)[0] for y in (shuffled, reference)))
 
 
 # -------------------------------------------------------------------------------------- EfficientNet
@@ -113,7 +123,7 @@ def test_efficientnet_maps_equal_torchvision_after_conversion(arch):
     ref = getattr(torchvision.models, f'efficientnet_{arch}')(weights=None).eval()
     randomise_bn(ref)
     ours = EfficientNet(arch, out_indices=(0, 1, 2, 3, 4)).eval()
-    ours.load_state_dict(convert_torchvision_efficientnet(ref.state_dict()), strict=True)
+    ours.load_state_dict(EfficientNet.convert_torchvision(ref.state_dict(), arch=arch), strict=True)
     ref_bn = next(m for m in ref.modules() if isinstance(m, nn.BatchNorm2d))
     our_bn = next(m for m in ours.modules() if isinstance(m, nn.BatchNorm2d))
     assert (our_bn.eps, our_bn.momentum) == (ref_bn.eps, ref_bn.momentum)
@@ -135,6 +145,9 @@ def test_efficientnet_without_head_conv_and_by_registry():
     assert model.out_channels == [40, 112, 320] and model.strides == [8, 16, 32]
     outs = model(torch.randn(1, 3, 64, 64))
     assert [tuple(o.shape[1:]) for o in outs] == [(40, 8, 8), (112, 4, 4), (320, 2, 2)]
+    tv_state = torchvision.models.efficientnet_b0(weights=None).state_dict()
+    converted = EfficientNet.convert_torchvision(tv_state, arch='b0', with_head_conv=False)
+    assert list(converted) == list(model.state_dict())
     assert MODELS.build(dict(type='SNet', arch='snet49')).out_channels == [120, 512]
 
 

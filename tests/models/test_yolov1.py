@@ -14,7 +14,7 @@ from torch import nn
 from det.evaluation import evaluate_coco
 from det.models import DetDataPreprocessor  # importing det.models registers the modules
 from det.registry import MODELS, TASK_UTILS
-from det.structures import DetDataSample
+from det.structures import DetDataSample, instances_to_original
 
 
 def _iou(a, b):
@@ -115,12 +115,18 @@ def test_loss_one_box_all_terms_positive():
     sum(losses.values()).backward()
 
 
+CONF_LOSSES = {'sse': dict(type='MSELoss', use_sigmoid=True), 'bce': dict(type='BinaryCrossEntropyLoss')}
+
+
 @pytest.mark.parametrize('conf_loss', ['sse', 'bce'])
 @pytest.mark.parametrize('iou_target', [True, False])
 def test_loss_matches_hand_computation_of_paper_formula(iou_target, conf_loss):
     torch.manual_seed(1)
     B, C, stride, s_h, s_w = 2, 2, 16, 2, 3                           # non-square grid: input 32 x 48
-    head = _raw_head(C, B, stride, loss=dict(type='YOLOV1Loss', iou_target=iou_target, conf_loss=conf_loss))
+    head = _raw_head(C, B, stride, iou_target=iou_target,
+                     bbox_coder=dict(type='YOLOV1BBoxCoder', wh_norm=(48, 32)),
+                     loss_obj=dict(CONF_LOSSES[conf_loss], loss_weight=1.0),
+                     loss_noobj=dict(CONF_LOSSES[conf_loss], loss_weight=0.5))
 
     def conf_error(conf, target):
         if conf_loss == 'sse':
@@ -167,10 +173,28 @@ def test_loss_matches_hand_computation_of_paper_formula(iou_target, conf_loss):
         assert losses[key].item() == pytest.approx(value / 2, rel=1e-5), key
 
 
+def test_box_encoding_does_not_depend_on_batch_padding():
+    """The same image and prediction, alone or padded into a larger batch, gives the same box losses and
+    the same decoded boxes (the size normaliser is the coder's fixed ``wh_norm``, not the batch extent)."""
+    torch.manual_seed(0)
+    head = _raw_head(2, 2, 16, bbox_coder=dict(type='YOLOV1BBoxCoder', wh_norm=64))
+    raw = torch.rand(1, 12, 2, 3) * 4 - 2
+    padded = torch.full((1, 12, 4, 5), -20.0)                         # padding cells: confidence ~ 0
+    padded[..., :2, :3] = raw
+    gt = [[36.0, 20.0, 46.0, 30.0], [2.0, 3.0, 20.0, 14.0]]
+    alone = head.loss((raw,), [_sample(gt, [1, 0], (32, 48))])
+    in_batch = head.loss((padded,), [_sample(gt, [1, 0], (64, 80))])
+    for key in ('loss_xy', 'loss_wh', 'loss_obj', 'loss_cls'):
+        assert in_batch[key].item() == pytest.approx(alone[key].item(), rel=1e-6), key
+    boxes_alone = head.predict((raw,), [_sample([], [], (32, 48))])[0]
+    boxes_padded = head.predict((padded,), [_sample([], [], (64, 80))])[0]
+    assert torch.allclose(boxes_alone.bboxes[:3], boxes_padded.bboxes[:3])
+
+
 # ----------------------------------------------------------------------------------------------- predict
-def test_predict_decodes_hand_built_prediction_to_original_pixels():
+def test_predict_decodes_hand_built_prediction():
     B, C, stride = 2, 2, 16
-    head = _raw_head(C, B, stride)
+    head = _raw_head(C, B, stride, bbox_coder=dict(type='YOLOV1BBoxCoder', wh_norm=(48, 32)))
     raw = torch.zeros(1, B * 5 + C, 2, 3)
     for b in range(B):
         raw[0, 5 * b + 4] = -20.0                                      # every confidence ~ 0
@@ -180,19 +204,20 @@ def test_predict_decodes_hand_built_prediction_to_original_pixels():
     sample = _sample([], [], (32, 48), ori_shape=(64, 24), scale_factor=(2.0, 0.5))
     pred, = head.predict((raw,), [sample])
     # input pixels: centre ((2 + .25) * 16, (1 + .75) * 16) = (36, 28), size (.25 * 48, .0625 * 32) = (12, 2)
-    # -> xyxy [30, 27, 42, 29]; original = input / (sx, sy) = [15, 54, 21, 58]
+    # -> xyxy [30, 27, 42, 29]; the detector's step to original pixels: input / (sx, sy) = [15, 54, 21, 58]
     assert pred.labels.tolist() == [1, 0]
     assert pred.scores.tolist() == pytest.approx([0.6, 0.2], rel=1e-5)
-    expected = torch.tensor([[15.0, 54.0, 21.0, 58.0]] * 2)
-    assert torch.allclose(pred.bboxes, expected, atol=1e-4)
+    assert torch.allclose(pred.bboxes, torch.tensor([[30.0, 27.0, 42.0, 29.0]] * 2), atol=1e-4)
+    original = instances_to_original(pred, sample.metainfo)
+    assert torch.allclose(original.bboxes, torch.tensor([[15.0, 54.0, 21.0, 58.0]] * 2), atol=1e-4)
 
 
 def test_predict_respects_max_per_img_and_empty_output():
-    head = _raw_head(3, 2, 8, max_per_img=5, score_thr=0.0)
+    head = _raw_head(3, 2, 8, test_cfg=dict(max_per_img=5, score_thr=0.0))
     raw = torch.randn(2, 13, 5, 7)
     preds = head.predict((raw,), [_sample([], [], (40, 56))] * 2)
     assert all(len(p) <= 5 and p.bboxes.shape[1] == 4 for p in preds)
-    head.score_thr = 1.0
+    head.test_cfg['score_thr'] = 1.0
     pred, = head.predict((raw[:1],), [_sample([], [], (40, 56))])
     assert pred.bboxes.shape == (0, 4) and pred.scores.shape == (0,) and pred.labels.shape == (0,)
 
@@ -265,7 +290,8 @@ def test_overfit_tiny_images():
     torch.manual_seed(0)
     model = MODELS.build(dict(
         type='SingleStageDetector', backbone=dict(type=_TinyBackbone),
-        head=dict(type='YOLOV1Head', num_classes=3, feat_channels=32, num_convs=1),
+        head=dict(type='YOLOV1Head', num_classes=3, feat_channels=32, num_convs=1,
+                  bbox_coder=dict(type='YOLOV1BBoxCoder', wh_norm=64)),
         data_preprocessor=dict(type=DetDataPreprocessor, pad_size_divisor=8)))
     imgs, samples = _toy_images()
     data = model.data_preprocessor(dict(inputs=imgs, data_samples=samples), training=True)

@@ -26,7 +26,7 @@ test_evaluator = val_evaluator
 model = dict(
     type='SingleStageDetector',
     data_preprocessor=dict(type='DetDataPreprocessor', pad_size_divisor=32),
-    backbone=dict(type='MobileNetV2', widen_factor=0.35, out_indices=(2, 3)),
+    backbone=dict(type='MobileNetV2', widen_factor=0.35, out_indices=(2,)),
     head=dict(type='YOLOV1Head', num_classes=5, in_index=0, feat_channels=32, num_convs=1))
 optim_wrapper = dict(optimizer=dict(type='AdamW', lr=1e-3))
 param_scheduler = [dict(type='MultiStepLR', by_epoch=True, milestones=[2], gamma=0.5)]

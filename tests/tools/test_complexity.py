@@ -58,7 +58,7 @@ def test_receptive_field_takes_the_max_over_branches_and_tracks_upsampling():
 def test_report_for_an_snet146_config(tmp_path):
     config = tmp_path / 'snet146.py'
     config.write_text("default_scope = 'det'\n"
-                      "model = dict(type='SNet', arch='snet146', out_indices=(2, 3))\n")
+                      "model = dict(type='SNet', arch='snet146', out_indices=(3, 4))\n")
     out = run_tool('analysis/complexity', config, '--shape', 224, 224, '--max-depth', 1).stdout
     params = sum(p.numel() for p in MODELS.build(dict(type='SNet', arch='snet146')).parameters())
     assert f'= {params}' in out

@@ -28,5 +28,6 @@ val_dataloader = dict(
     dataset=dict(type='ShapesDataset', data_root=data_root, split='val', pipeline=test_pipeline,
                  test_mode=True))
 test_dataloader = val_dataloader
-val_evaluator = dict(type='CocoMetric', ann_file=data_root + '/annotations/val.json')
+# No ann_file: the metric scores against the val dataset's own json, wherever data_root points.
+val_evaluator = dict(type='CocoMetric')
 test_evaluator = val_evaluator

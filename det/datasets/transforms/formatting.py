@@ -14,11 +14,13 @@ class PackDetInputs:
     ``gt_instances`` holds the non-ignored boxes (``bboxes`` float32 [N, 4] xyxy pixels of ``inputs``,
     ``labels`` int64 [N]) and ``ignored_instances`` the ignored ones (e.g. COCO iscrowd); both are set
     only when the results carry ``gt_bboxes``. ``meta_keys`` found in the results go to the sample's
-    metainfo; ``scale_factor`` defaults to (1.0, 1.0) when no Resize ran.
+    metainfo; ``scale_factor`` defaults to (1.0, 1.0) when no Resize ran. ``instances`` is the dataset
+    record's annotations as loaded (original pixels, untouched by the pipeline): the metric and the
+    drawing hook read the ground truth there, not from the transformed ``gt_instances``.
     """
 
     def __init__(self, meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor',
-                                  'pad_shape')):
+                                  'pad_shape', 'instances')):
         self.meta_keys = tuple(meta_keys)
 
     def __call__(self, results: dict) -> dict:

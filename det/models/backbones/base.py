@@ -1,11 +1,26 @@
-"""What every backbone shares: staged forward with ``out_indices``, frozen stages, ``norm_eval`` and
-per-block gradient checkpointing (``with_cp``)."""
+"""What every backbone shares: stride stages with ``out_indices``, frozen stages, ``norm_eval``,
+per-block gradient checkpointing (``with_cp``) and torchvision weights (``convert_torchvision`` and
+``init_cfg=dict(type='Pretrained', checkpoint=path, convert='torchvision')``)."""
+from collections import OrderedDict
 from contextlib import contextmanager, nullcontext
 
 import torch
-from mmengine.model import BaseModule
+from mmengine.logging import print_log
+from mmengine.model import BaseModule, update_init_info
 from torch import nn
 from torch.utils.checkpoint import checkpoint
+
+# Kaiming fan-out for convs, as torchvision initialises its CNNs (BN defaults to weight 1, bias 0).
+KAIMING_INIT = [dict(type='Kaiming', layer='Conv2d', mode='fan_out')]
+
+
+def lookup_arch(arch, settings: dict):
+    """``settings[arch]`` for a named architecture, ``arch`` itself otherwise (a custom setting)."""
+    if isinstance(arch, str):
+        if arch not in settings:
+            raise KeyError(f'arch {arch!r} not in {sorted(settings)}')
+        return settings[arch]
+    return arch
 
 
 @contextmanager
@@ -26,29 +41,56 @@ def batchnorm_stats_frozen(module: nn.Module):
 
 
 class BaseBackbone(BaseModule):
-    """A backbone is ``self.layers``: an ``nn.ModuleList`` of stages (the stem is stage 0), each an
-    ``nn.Sequential`` of blocks, with ``self.layer_channels`` / ``self.layer_strides`` giving each
-    stage's output channels and cumulative stride. Subclasses build those, then call
-    ``self._setup_outputs()``.
+    """A backbone is ``self.layers``: an ``nn.ModuleList`` of stride stages, each an ``nn.Sequential``
+    of blocks. Subclasses list their blocks and call ``self._setup_stages(blocks)``.
+
+    **Stride rule, the same for every family:** stage (and ``out_indices`` entry) ``i`` ends at stride
+    ``2 ** (i + 1)``: 0 -> 2, 1 -> 4, 2 -> 8, 3 -> 16, 4 -> 32. So ``out_indices=(2, 3, 4)`` means
+    strides 8/16/32 on any backbone, and ``frozen_stages=k`` freezes everything up to stride
+    ``2 ** (k + 1)``.
 
     - ``forward(x [B, 3, H, W])`` returns the outputs of the stages in ``out_indices`` (increasing
-      stride) as a tuple; ``out_channels`` and ``strides`` describe them.
+      stride) as a tuple of ``[B, C_i, H / s_i, W / s_i]``; ``out_channels`` and ``strides`` list C_i, s_i.
     - ``frozen_stages=k`` freezes stages ``0..k`` (parameters and BN statistics); -1 freezes none.
     - ``norm_eval=True`` keeps every BatchNorm in eval mode during training (statistics stay fixed).
     - ``with_cp=True`` recomputes each block's activations in backward (``torch.utils.checkpoint``),
       trading compute for memory; BN running statistics are updated once per step, as without it.
-    Stages after the last of ``out_indices`` are dropped, so every parameter gets a gradient (DDP needs
-    no ``find_unused_parameters``).
+    - Stages after the last of ``out_indices`` are not kept, so every parameter gets a gradient (DDP
+      needs no ``find_unused_parameters``).
+    - A backbone that mirrors a torchvision model sets ``torchvision_classifier`` and so has
+      :meth:`convert_torchvision`; ``init_cfg=dict(type='Pretrained', checkpoint=path,
+      convert='torchvision')`` then loads a torchvision state dict file (see :meth:`init_weights`).
+      ``arch_kwargs`` are the constructor arguments that fix the architecture (and so the keys).
     """
 
-    def __init__(self, out_indices, frozen_stages=-1, norm_eval=False, with_cp=False, init_cfg=None):
+    # Prefix of the torchvision keys with no counterpart here (the classifier); None: no torchvision twin.
+    torchvision_classifier = None
+
+    def __init__(self, out_indices, frozen_stages=-1, norm_eval=False, with_cp=False, init_cfg=None,
+                 arch_kwargs=None):
         super().__init__(init_cfg=init_cfg)
         self.out_indices = tuple(out_indices)
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
         self.with_cp = with_cp
+        self.arch_kwargs = dict(arch_kwargs or {})
 
-    def _setup_outputs(self):
+    def _setup_stages(self, blocks: list):
+        """Build ``self.layers`` from ``[(block, out_channels, stride)]`` in forward order (strides 1 or
+        2, the first 2): a new stage starts at every stride-2 block, which gives the stride rule. Then
+        keep the stages up to the last of ``out_indices`` and freeze ``frozen_stages``."""
+        if blocks[0][2] != 2 or any(stride not in (1, 2) for _, _, stride in blocks):
+            raise ValueError(f'block strides {[s for _, _, s in blocks]}: need 1 or 2, the first 2')
+        stages, self.layer_channels = [], []
+        for block, channels, stride in blocks:
+            if stride == 2:
+                stages.append([])
+                self.layer_channels.append(channels)
+            stages[-1].append(block)
+            self.layer_channels[-1] = channels
+        self.layers = nn.ModuleList(nn.Sequential(*stage) for stage in stages)
+        self.layer_strides = [2 ** (i + 1) for i in range(len(stages))]
+
         num = len(self.layers)
         bad = [i for i in self.out_indices if not -num <= i < num]
         if bad:
@@ -59,6 +101,75 @@ class BaseBackbone(BaseModule):
         self.out_channels = [self.layer_channels[i] for i in self.out_indices]
         self.strides = [self.layer_strides[i] for i in self.out_indices]
         self._freeze_stages()
+
+    @classmethod
+    def convert_torchvision(cls, state_dict: dict, **arch_kwargs) -> OrderedDict:
+        """A torchvision ``state_dict`` -> the keys of ``cls(**arch_kwargs)`` with all its stages.
+
+        torchvision's model and this class register the same tensors in the same order (blocks in
+        forward order; inside a block expand, depthwise, squeeze-excite, project; conv before BN), so
+        tensors are paired in order, torchvision's classifier (keys under ``torchvision_classifier``)
+        left out. Raises ValueError naming the first pair whose shapes differ, or the first unpaired key
+        when the counts differ (a state dict of another model or width)."""
+        if cls.torchvision_classifier is None:
+            raise NotImplementedError(f'{cls.__name__} mirrors no torchvision model')
+        with torch.device('meta'):
+            own = cls(out_indices=(-1,), **arch_kwargs).state_dict()
+        name = f"{cls.__name__}({', '.join(f'{k}={v!r}' for k, v in arch_kwargs.items())})"
+        theirs = [(k, v) for k, v in state_dict.items() if not k.startswith(cls.torchvision_classifier)]
+        for key, (tv_key, value) in zip(own, theirs):
+            if own[key].shape != value.shape:
+                raise ValueError(f'{name}: {key} has shape {tuple(own[key].shape)}, '
+                                 f'its torchvision counterpart {tv_key} {tuple(value.shape)}')
+        if len(own) != len(theirs):
+            unpaired = list(own)[len(theirs):] or [k for k, _ in theirs[len(own):]]
+            raise ValueError(f'{name} has {len(own)} tensors, the torchvision state '
+                             f'dict {len(theirs)} (without {cls.torchvision_classifier!r}); first unpaired '
+                             f'key: {unpaired[0]}')
+        return OrderedDict((key, value) for key, (_, value) in zip(own, theirs))
+
+    def init_weights(self):
+        """mmengine's ``init_weights``, where an ``init_cfg`` entry
+        ``dict(type='Pretrained', checkpoint=path, convert='torchvision')`` (which mmengine's
+        ``PretrainedInit`` does not accept) is applied here, after the other entries: the file is read
+        with ``torch.load(weights_only=True)``, converted by ``convert_torchvision(state,
+        **self.arch_kwargs)`` and loaded. Keys of stages this instance does not hold (after the last of
+        ``out_indices``) are skipped; a key it needs that is missing, or a shape that differs, is a
+        ValueError naming the keys."""
+        cfgs = self.init_cfg if isinstance(self.init_cfg, list) else [self.init_cfg] if self.init_cfg else []
+        converted = [cfg for cfg in cfgs if 'convert' in cfg]
+        if not converted or self._is_init:
+            return super().init_weights()
+        init_cfg, self.init_cfg = self.init_cfg, [cfg for cfg in cfgs if 'convert' not in cfg] or None
+        try:
+            super().init_weights()  # the other entries; marks the module initialised
+        finally:
+            self.init_cfg = init_cfg
+        for cfg in converted:
+            self._load_torchvision(cfg)
+
+    def _load_torchvision(self, cfg: dict):
+        if cfg.get('type') != 'Pretrained' or cfg['convert'] != 'torchvision' or set(cfg) != {
+                'type', 'checkpoint', 'convert'}:
+            raise ValueError(f"init_cfg {cfg}: expected dict(type='Pretrained', checkpoint=PATH, "
+                             "convert='torchvision')")
+        path = cfg['checkpoint']
+        weights = type(self).convert_torchvision(torch.load(path, map_location='cpu', weights_only=True),
+                                                 **self.arch_kwargs)
+        own = self.state_dict()
+        missing = [key for key in own if key not in weights]
+        if missing:
+            raise ValueError(f'{path}: no weights for {len(missing)} keys of {type(self).__name__}, '
+                             f'e.g. {missing[:5]}')
+        wrong = [f'{key} {tuple(weights[key].shape)} vs {tuple(value.shape)}'
+                 for key, value in own.items() if weights[key].shape != value.shape]
+        if wrong:
+            raise ValueError(f'{path}: shapes differ from {type(self).__name__}: {wrong[:5]}')
+        self.load_state_dict(OrderedDict((key, weights[key]) for key in own))
+        print_log(f'{type(self).__name__}: torchvision weights from {path} ({len(weights) - len(own)} '
+                  'tensors of stages not built skipped)', logger='current')
+        if hasattr(self, '_params_init_info'):  # set while a parent module runs init_weights
+            update_init_info(self, init_info=f'torchvision weights from {path}')
 
     def forward(self, x: torch.Tensor) -> tuple:
         outs = []

@@ -1,17 +1,19 @@
 """Any torchvision classification model as a det backbone, through torchvision's FX feature extraction
 (``create_feature_extractor``), with the same interface as the hand-written backbones."""
+from collections import OrderedDict
+
 import torch
 import torchvision
 from torch import nn
 from torch.utils.checkpoint import checkpoint
-from torchvision.models.feature_extraction import create_feature_extractor
+from torchvision.models.feature_extraction import create_feature_extractor, get_graph_node_names
 
 from det.registry import MODELS
 
 from .base import BaseBackbone
 
 # Side of the square dummy image used at build time to measure channels and strides (a power of two, so
-# strides up to 256 come out exact).
+# strides up to 128 come out exact).
 PROBE_SIZE = 256
 CONTAINERS = (nn.Sequential, nn.ModuleList)
 
@@ -20,12 +22,18 @@ def find_blocks(module: nn.Module, nested: bool = True, prefix: str = '') -> lis
     """Qualified names of the modules held directly by a plain ``nn.Sequential`` / ``nn.ModuleList``, in
     registration order. ``nested=True`` descends into plain containers held by containers and gives the
     blocks (``layer2.0`` of a ResNet, ``features.1.0`` of an EfficientNet, the units ``with_cp``
-    checkpoints); ``nested=False`` stops at the outermost container's elements, the stages
-    (``features.1`` of an EfficientNet), among which default return nodes are chosen."""
+    checkpoints). ``nested=False`` stops at the outermost container's elements and also takes the
+    modules outside any container that hold none (ResNet's ``conv1``/``relu``/``maxpool``, RegNet's
+    ``stem``): the stages (``features.1`` of an EfficientNet), among which default return nodes are
+    chosen."""
     names = []
     for name, child in module.named_children():
         qualname = prefix + name
-        if type(module) in CONTAINERS and not (nested and type(child) in CONTAINERS):
+        if type(module) in CONTAINERS:
+            is_unit = not (nested and type(child) in CONTAINERS)
+        else:
+            is_unit = not nested and not any(type(m) in CONTAINERS for m in child.modules())
+        if is_unit:
             names.append(qualname)
         else:
             names += find_blocks(child, nested, qualname + '.')
@@ -61,8 +69,10 @@ class TorchvisionBackbone(BaseBackbone):
             Only models whose features are ``[B, C, H, W]`` maps (CNNs) are supported.
         return_nodes: FX node or module names to return, in increasing stride (a list, or a dict whose
             keys are used), e.g. ``['layer1', 'layer2', 'layer3', 'layer4']``. ``None`` picks, for every
-            stride the model reaches, the last stage (``find_blocks(model, nested=False)``) at that
-            stride: ``layer1.1 .. layer4.1`` for resnet18, ``features.1/2/3/5/8`` for efficientnet_b0.
+            stride 2, 4, 8, ... the model reaches, the last stage (``find_blocks(model, nested=False)``)
+            at that stride: ``relu, layer1.1 .. layer4.1`` for resnet18, ``features.1/2/3/5/8`` for
+            efficientnet_b0, so that, as for every backbone, index ``i`` is stride ``2 ** (i + 1)``
+            (models without a stride-2 map, e.g. ConvNeXt's stride-4 stem, start at their first stride).
         model_kwargs: passed to ``get_model``; defaults to ``dict(weights=None)`` (no download).
         out_indices: which of ``return_nodes`` to output; ``None`` means all.
         frozen_stages: ``k`` freezes every parameter that feeds ``return_nodes[0..k]`` (found by autograd
@@ -73,7 +83,8 @@ class TorchvisionBackbone(BaseBackbone):
     ``out_channels`` / ``strides`` are measured with a dummy ``PROBE_SIZE`` x ``PROBE_SIZE`` forward.
     Parameters are stored under ``body.`` with torchvision's names; a plain torchvision state dict
     (``init_cfg=dict(type='Pretrained', checkpoint='resnet50.pth')``) loads directly, the missing
-    ``body.`` prefix being added on load.
+    ``body.`` prefix being added on load. ``convert='torchvision'`` in that init_cfg works as for the
+    other backbones (:meth:`convert_torchvision`), and also skips the keys of modules not built.
     """
 
     def __init__(self, name='resnet50', return_nodes=None, model_kwargs=None, out_indices=None,
@@ -103,17 +114,26 @@ class TorchvisionBackbone(BaseBackbone):
         self._register_load_state_dict_pre_hook(self._add_body_prefix)
         self._freeze_stages()
 
+    @classmethod
+    def convert_torchvision(cls, state_dict: dict, **arch_kwargs) -> OrderedDict:
+        """torchvision's keys are this class's under ``body.`` (for any ``arch_kwargs``)."""
+        return OrderedDict(('body.' + key, value) for key, value in state_dict.items())
+
     @staticmethod
     def _default_nodes(model: nn.Module, stages: list) -> list:
-        """The last of ``stages`` at each stride (in order of first appearance), measured on a dummy image;
-        1x1 maps (after global pooling) are skipped."""
-        body = create_feature_extractor(model.eval(), {n: n for n in stages})
+        """The last of ``stages`` at each stride 2, 4, 8, ... (in order of first appearance), measured on
+        a dummy image; maps at stride 1, at no power-of-two stride (VGG's 7x7 adaptive pool) or 1x1
+        (after global pooling) are skipped, as are stages the eval-mode forward does not call."""
+        called = get_graph_node_names(model.eval())[1]
+        stages = [s for s in stages if any(n == s or n.startswith(s + '.') for n in called)]
+        body = create_feature_extractor(model, {n: n for n in stages})
         with torch.no_grad():
             feats = body(torch.zeros(1, 3, PROBE_SIZE, PROBE_SIZE))
         last_at_stride = {}
         for node, feat in feats.items():
-            if feat.dim() == 4 and feat.shape[-1] > 1:
-                last_at_stride[round(PROBE_SIZE / feat.shape[-1])] = node
+            size = feat.shape[-1]
+            if feat.dim() == 4 and 1 < size < PROBE_SIZE and PROBE_SIZE % size == 0:
+                last_at_stride[PROBE_SIZE // size] = node
         if not last_at_stride:
             raise ValueError(f'no [B, C, H, W] block outputs found in {type(model).__name__}; '
                              'pass return_nodes explicitly')

@@ -43,11 +43,8 @@ class SingleStageDetector(BaseDetector):
     def loss(self, inputs, data_samples):
         return self.head.loss(self.extract_feat(inputs), data_samples)
 
-    def predict(self, inputs, data_samples):
-        results = self.head.predict(self.extract_feat(inputs), data_samples)
-        for sample, pred in zip(data_samples, results):
-            sample.pred_instances = pred
-        return data_samples
+    def predict_in_input_pixels(self, inputs, data_samples):
+        return self.head.predict(self.extract_feat(inputs), data_samples)
 
     def _forward(self, inputs, data_samples=None):
         return self.head(self.extract_feat(inputs))

@@ -5,13 +5,11 @@ import math
 
 import torch
 import torch.nn.functional as F
-from mmengine.model import BaseModule
-from mmengine.structures import InstanceData
 from torch import nn
-from torchvision.ops import batched_nms
 
 from det.registry import MODELS, TASK_UTILS
-from det.structures import rescale_to_original
+
+from .base_dense_head import BaseDenseHead
 
 OUTPUT_STRIDE = 4
 
@@ -23,7 +21,7 @@ def _branch(in_channels: int, feat_channels: int, out_channels: int) -> nn.Seque
 
 
 @MODELS.register_module()
-class CenterNetHead(BaseModule):
+class CenterNetHead(BaseDenseHead):
     """Heatmap / size / offset head on one feature level, upsampled to output stride 4.
 
     Takes ``feats[in_index]`` ``[B, in_channels[in_index], H/s, W/s]``; when ``s > 4`` it is first
@@ -38,25 +36,22 @@ class CenterNetHead(BaseModule):
 
     Losses: ``loss_heatmap`` (penalty-reduced focal, over positive pixels), ``loss_wh`` and
     ``loss_offset`` (L1 at centre pixels only, per object, averaged over the two coordinates).
-    ``predict``: top-``topk`` 3x3 peaks over all classes and positions, boxes in original pixels;
-    no NMS unless ``nms=dict(iou_thr=...)``. ``ignored_instances`` are not used (as the reference).
+    ``predict``: heatmap peaks (pixels equal to their 3x3 max-pool) are the candidates; ``test_cfg``
+    keeps the ``topk`` best (100, as the reference) and applies no NMS unless ``nms=dict(iou_thr=...)``.
+    ``ignored_instances`` are not used (as the reference).
     """
+
+    default_test_cfg = dict(score_thr=0.0, nms=None, max_per_img=100, topk=100)
 
     def __init__(self, num_classes: int, in_channels, strides, in_index: int = 0, feat_channels: int = 64,
                  deconv_channels=256, target_generator: dict = None, loss_heatmap: dict = None,
-                 loss_wh: dict = None, loss_offset: dict = None, topk: int = 100, nms: dict = None,
-                 init_cfg=None):
-        super().__init__(init_cfg=init_cfg)
-        self.num_classes = num_classes
-        self.in_index = in_index
-        self.topk = topk
-        self.nms = nms
-        stride = int(strides[in_index])
-        num_up = math.log2(stride / OUTPUT_STRIDE) if stride >= OUTPUT_STRIDE else -1
+                 loss_wh: dict = None, loss_offset: dict = None, test_cfg: dict = None, init_cfg=None):
+        super().__init__(num_classes, in_channels, strides, in_index, test_cfg, init_cfg)
+        num_up = math.log2(self.stride / OUTPUT_STRIDE) if self.stride >= OUTPUT_STRIDE else -1
         if num_up < 0 or num_up != int(num_up):
             raise ValueError(f'CenterNetHead needs a feature of stride 4 * 2**k (k >= 0) to reach output '
-                             f'stride 4; strides[{in_index}] = {stride} (strides: {list(strides)})')
-        self.deconv, channels = self._deconv_layers(int(in_channels[in_index]), deconv_channels, int(num_up))
+                             f'stride 4; strides[{in_index}] = {self.stride} (strides: {list(strides)})')
+        self.deconv, channels = self._deconv_layers(self.in_channels, deconv_channels, int(num_up))
         self.heatmap_branch = _branch(channels, feat_channels, num_classes)
         self.wh_branch = _branch(channels, feat_channels, 2)
         self.offset_branch = _branch(channels, feat_channels, 2)
@@ -97,16 +92,17 @@ class CenterNetHead(BaseModule):
         x = self.deconv(feats[self.in_index])
         return self.heatmap_branch(x), self.wh_branch(x), self.offset_branch(x)
 
-    def loss(self, feats, data_samples) -> dict:
-        """Targets come from ``gt_instances`` (xyxy input pixels); normalisers are over the batch."""
-        heatmap, wh, offset = (out.float() for out in self(feats))  # fp32 losses under autocast
+    def loss_by_feat(self, heatmap, wh, offset, batch_gt_instances: list, batch_img_metas: list) -> dict:
+        """Targets from ``batch_gt_instances`` (xyxy input pixels); normalisers are over the batch; losses
+        in fp32, also under autocast."""
+        heatmap, wh, offset = heatmap.float(), wh.float(), offset.float()
         batch, num_classes, height, width = heatmap.shape
-        targets = [self.target_generator(s.gt_instances.bboxes, s.gt_instances.labels, num_classes,
-                                         (height, width), OUTPUT_STRIDE) for s in data_samples]
-        heatmap_target = torch.stack([t['heatmap'] for t in targets]).to(heatmap.device)
-        inds = torch.cat([t['inds'] + b * height * width for b, t in enumerate(targets)]).to(heatmap.device)
-        wh_target = torch.cat([t['wh'] for t in targets]).to(wh.device)
-        offset_target = torch.cat([t['offset'] for t in targets]).to(offset.device)
+        targets = [self.target_generator(gt.bboxes, gt.labels, num_classes, (height, width), OUTPUT_STRIDE)
+                   for gt in batch_gt_instances]
+        heatmap_target = torch.stack([t.heatmap for t in targets]).to(heatmap.device)
+        inds = torch.cat([t.inds + b * height * width for b, t in enumerate(targets)]).to(heatmap.device)
+        wh_target = torch.cat([t.wh for t in targets]).to(wh.device)
+        offset_target = torch.cat([t.offset for t in targets]).to(offset.device)
 
         num_pos = heatmap_target.eq(1).sum().clamp(min=1)
         num_coords = 2 * max(1, inds.numel())
@@ -120,34 +116,19 @@ class CenterNetHead(BaseModule):
         """``[B, 2, H, W]`` maps at flat batch indices ``b * H * W + y * W + x`` → ``[M, 2]``."""
         return maps.permute(0, 2, 3, 1).reshape(-1, maps.shape[1])[inds]
 
-    def predict(self, feats, data_samples) -> list:
-        return self.decode(*(out.float() for out in self(feats)), data_samples)
-
-    def decode(self, heatmap: torch.Tensor, wh: torch.Tensor, offset: torch.Tensor, data_samples) -> list:
-        """Raw head maps → ``list[InstanceData(bboxes [K, 4] xyxy original pixels, scores [K], labels [K])]``.
-
-        Peaks are pixels equal to their 3x3 max-pool; the top ``topk`` over classes and positions are
-        kept. Box = (cell + offset ± wh / 2) * 4, then ``rescale_to_original`` with each sample's
-        ``scale_factor`` / ``ori_shape``; then optional class-wise NMS.
-        """
+    def predict_by_feat(self, heatmap, wh, offset, batch_img_metas: list) -> list:
+        """Raw maps -> detections in input pixels. Every pixel is a position with box
+        ``(cell + offset ± wh / 2) * 4``; its class scores are the heatmap's where it is a 3x3 peak,
+        else 0; ``select_detections`` keeps the best by ``test_cfg``."""
+        heatmap, wh, offset = heatmap.float(), wh.float(), offset.float()
         batch, num_classes, height, width = heatmap.shape
         heat = heatmap.sigmoid()
         heat = heat * (F.max_pool2d(heat, 3, stride=1, padding=1) == heat)
-        scores, idx = heat.flatten(1).topk(min(self.topk, heat[0].numel()), dim=1)   # [B, K]
-        labels = idx // (height * width)
-        pos = idx % (height * width)
-        gather = pos[:, None].expand(-1, 2, -1)
-        sizes = wh.flatten(2).gather(2, gather)                                      # [B, 2, K]
-        centers = offset.flatten(2).gather(2, gather)
-        centers = centers + torch.stack([pos % width, pos // width], 1).to(centers.dtype)
-        bboxes = torch.cat([centers - sizes / 2, centers + sizes / 2], 1).transpose(1, 2) * OUTPUT_STRIDE
-
-        results = []
-        for b, sample in enumerate(data_samples):
-            meta = sample.metainfo
-            boxes = rescale_to_original(bboxes[b], meta['scale_factor'], meta['ori_shape'])
-            keep = slice(None)
-            if self.nms is not None:
-                keep = batched_nms(boxes, scores[b], labels[b], self.nms['iou_thr'])
-            results.append(InstanceData(bboxes=boxes[keep], scores=scores[b][keep], labels=labels[b][keep]))
-        return results
+        scores = heat.flatten(2).transpose(1, 2)                                      # [B, H*W, C]
+        rows, cols = torch.meshgrid(torch.arange(height, device=heat.device),
+                                    torch.arange(width, device=heat.device), indexing='ij')
+        cells = torch.stack([cols.flatten(), rows.flatten()], dim=1).float()          # [H*W, 2] (x, y)
+        centers = cells + offset.flatten(2).transpose(1, 2)                           # [B, H*W, 2]
+        sizes = wh.flatten(2).transpose(1, 2)
+        bboxes = torch.cat([centers - sizes / 2, centers + sizes / 2], dim=-1) * OUTPUT_STRIDE
+        return [self.select_detections(bboxes[b], scores[b]) for b in range(batch)]

@@ -3,62 +3,68 @@
 One feature level with stride ``s`` gives an ``S_h x S_w`` grid (``S = input / s``; non-square works).
 Each cell predicts ``B`` boxes ``(x, y, sqrt w, sqrt h, confidence)`` and one class distribution:
 
-- ``x, y``: the box centre's offset inside its cell, in [0, 1] (sigmoid);
-- ``sqrt w, sqrt h``: square roots of the box size relative to the grid's extent ``S_w * s`` by
-  ``S_h * s`` (the padded input size when it is a multiple of ``s``), in [0, 1] (sigmoid), because the
-  paper's loss compares square roots so errors on small boxes weigh more;
-- ``confidence``: Pr(object) * IoU, in [0, 1] (sigmoid; see ``YOLOV1Loss.conf_loss``);
+- ``x, y, sqrt w, sqrt h``: the box in :class:`YOLOV1BBoxCoder`'s encoding, each in [0, 1] (sigmoid);
+- ``confidence``: Pr(object) * IoU, a logit (sigmoid at use);
 - ``C`` class probabilities Pr(class | object) per cell (softmax).
 
-Raw output channels are ``[B * 5 + C]``: box ``b`` holds channels ``5b .. 5b + 4`` in the order above, the
-class logits come last. Predictors are ordered cell-major: ``index = (row * S_w + col) * B + b``.
+Predictors are ordered cell-major: ``index = (row * S_w + col) * B + b``.
 """
 import torch
-from mmengine.model import BaseModule
-from mmengine.structures import InstanceData
 from torch import nn
-from torchvision.ops import batched_nms
 
 from det.registry import MODELS, TASK_UTILS
-from det.structures import rescale_to_original
+
+from .base_dense_head import BaseDenseHead
 
 
 @MODELS.register_module()
-class YOLOV1Head(BaseModule):
+class YOLOV1Head(BaseDenseHead):
     """``num_convs`` x (3x3 conv + BN + LeakyReLU 0.1) with ``feat_channels``, then a 1x1 conv to
-    ``B * 5 + C`` channels, on the level ``in_index`` of the features the detector passes.
+    ``B * 5 + C`` channels, on ``feats[in_index]``.
 
-    ``conf_prior`` sets the output bias so every predictor starts with that confidence: a low start keeps
-    the ``S_h * S_w * B`` no-object terms from swamping the first steps of training from scratch.
-    ``predict`` scores each (predictor, class) by confidence x class probability, keeps scores above
-    ``score_thr``, the ``nms_pre`` best, runs class-wise NMS at ``iou_thr`` and keeps ``max_per_img``.
+    ``forward`` returns ``(box_raw [N, B*5, S_h, S_w], cls_logits [N, C, S_h, S_w])``; box ``b`` holds
+    channels ``5b .. 5b + 4`` of ``box_raw`` as logits of (x, y, sqrt w, sqrt h, confidence).
+
+    Losses, each its own config, summed over predictors and divided by the number of images (the paper's
+    eq. 3 term by term): ``loss_xy`` and ``loss_wh`` (squared error of the responsible predictors'
+    encodings, lambda_coord = 5), ``loss_obj`` (confidence of responsible predictors against their IoU,
+    or 1 with ``iou_target=False``), ``loss_noobj`` (confidence of the others against 0, lambda_noobj =
+    0.5), ``loss_cls`` (squared error of the class distribution in cells holding an object). The
+    confidence terms default to binary cross-entropy on the logit: with thousands of predictors the
+    paper's squared error on a sigmoid saturates and stops learning (its gradient on the logit,
+    ``(C - C*) C (1 - C)``, vanishes); ``dict(type='MSELoss', use_sigmoid=True)`` restores it.
+
+    ``conf_prior`` sets the output bias so every predictor starts with that confidence, so that the
+    ``S_h * S_w * B`` no-object terms do not swamp the first steps of training from scratch.
+    ``predict``: score = confidence x class probability for every (predictor, class), then ``test_cfg``.
     """
 
-    def __init__(self, num_classes: int, in_channels: list, strides: list, in_index: int = -1,
-                 num_boxes: int = 2, feat_channels: int = 256, num_convs: int = 2,
-                 assigner: dict = None, loss: dict = None, conf_prior: float = 0.05,
-                 score_thr: float = 0.01, nms_pre: int = 1000, iou_thr: float = 0.5,
-                 max_per_img: int = 100, init_cfg=None):
-        super().__init__(init_cfg=init_cfg)
-        self.num_classes = num_classes
-        self.num_boxes = num_boxes
-        self.in_index = in_index
-        self.stride = strides[in_index]
-        self.score_thr = score_thr
-        self.nms_pre = nms_pre
-        self.iou_thr = iou_thr
-        self.max_per_img = max_per_img
-        self.assigner = TASK_UTILS.build(assigner or dict(type='YOLOV1Assigner'))
-        self.loss_fn = MODELS.build(loss or dict(type='YOLOV1Loss'))
+    default_test_cfg = dict(score_thr=0.01, nms=dict(iou_thr=0.5), max_per_img=100, topk=1000)
 
-        layers, channels = [], in_channels[in_index]
+    def __init__(self, num_classes: int, in_channels, strides, in_index: int = 0, num_boxes: int = 2,
+                 feat_channels: int = 256, num_convs: int = 2, conf_prior: float = 0.05,
+                 iou_target: bool = True, assigner: dict = None, bbox_coder: dict = None,
+                 loss_xy: dict = None, loss_wh: dict = None, loss_obj: dict = None, loss_noobj: dict = None,
+                 loss_cls: dict = None, test_cfg: dict = None, init_cfg=None):
+        super().__init__(num_classes, in_channels, strides, in_index, test_cfg, init_cfg)
+        self.num_boxes = num_boxes
+        self.conf_prior = conf_prior
+        self.iou_target = iou_target
+        self.assigner = TASK_UTILS.build(assigner or dict(type='YOLOV1Assigner'))
+        self.bbox_coder = TASK_UTILS.build(bbox_coder or dict(type='YOLOV1BBoxCoder'))
+        self.loss_xy = MODELS.build(loss_xy or dict(type='MSELoss', loss_weight=5.0))
+        self.loss_wh = MODELS.build(loss_wh or dict(type='MSELoss', loss_weight=5.0))
+        self.loss_obj = MODELS.build(loss_obj or dict(type='BinaryCrossEntropyLoss', loss_weight=1.0))
+        self.loss_noobj = MODELS.build(loss_noobj or dict(type='BinaryCrossEntropyLoss', loss_weight=0.5))
+        self.loss_cls = MODELS.build(loss_cls or dict(type='MSELoss', loss_weight=1.0))
+
+        layers, channels = [], self.in_channels
         for _ in range(num_convs):
             layers += [nn.Conv2d(channels, feat_channels, 3, padding=1, bias=False),
                        nn.BatchNorm2d(feat_channels), nn.LeakyReLU(0.1, inplace=True)]
             channels = feat_channels
         self.convs = nn.Sequential(*layers)
         self.out = nn.Conv2d(channels, num_boxes * 5 + num_classes, 1)
-        self.conf_prior = conf_prior
         self._init_out()
 
     def _init_out(self):
@@ -73,90 +79,57 @@ class YOLOV1Head(BaseModule):
         super().init_weights()
         self._init_out()
 
-    def forward(self, feats: tuple) -> torch.Tensor:
-        """``feats[in_index]`` ``[N, C_in, S_h, S_w]`` -> raw logits ``[N, B * 5 + C, S_h, S_w]``."""
-        return self.out(self.convs(feats[self.in_index]))
+    def forward(self, feats: tuple) -> tuple:
+        """``feats[in_index]`` ``[N, C_in, S_h, S_w]`` -> ``(box_raw, cls_logits)`` (see class doc)."""
+        out = self.out(self.convs(feats[self.in_index]))
+        return out[:, :self.num_boxes * 5], out[:, self.num_boxes * 5:]
 
-    def _decode(self, raw: torch.Tensor):
-        """Raw logits -> (``boxes`` ``[N, S_h*S_w*B, 4]`` (x, y, sqrt w, sqrt h), ``conf`` ``[N, S_h*S_w*B]``,
-        ``cls`` ``[N, S_h*S_w, C]`` probabilities)."""
-        n, _, s_h, s_w = raw.shape
-        box = raw[:, :self.num_boxes * 5].reshape(n, self.num_boxes, 5, s_h, s_w)
-        box = box.permute(0, 3, 4, 1, 2).reshape(n, s_h * s_w * self.num_boxes, 5)
-        cls = raw[:, self.num_boxes * 5:].permute(0, 2, 3, 1).reshape(n, s_h * s_w, -1).softmax(dim=-1)
-        return box[..., :4].sigmoid(), box[..., 4].sigmoid(), cls
+    def _flatten(self, box_raw: torch.Tensor, cls_logits: torch.Tensor) -> tuple:
+        """Raw maps -> (``boxes`` ``[N, P, 4]`` encodings in [0, 1], ``conf_logits`` ``[N, P]``,
+        ``cls_prob`` ``[N, S_h*S_w, C]``) with ``P = S_h * S_w * B`` predictors, cell-major."""
+        n, _, s_h, s_w = box_raw.shape
+        box = box_raw.float().reshape(n, self.num_boxes, 5, s_h, s_w).permute(0, 3, 4, 1, 2)
+        box = box.reshape(n, s_h * s_w * self.num_boxes, 5)
+        cls_prob = cls_logits.float().permute(0, 2, 3, 1).reshape(n, s_h * s_w, -1).softmax(dim=-1)
+        return box[..., :4].sigmoid(), box[..., 4], cls_prob
 
-    def _cell_origins(self, grid_size: tuple, device) -> torch.Tensor:
-        """``[S_h*S_w*B, 2]`` (col, row) of each predictor's cell."""
-        s_h, s_w = grid_size
-        rows, cols = torch.meshgrid(torch.arange(s_h, device=device), torch.arange(s_w, device=device),
-                                    indexing='ij')
-        origins = torch.stack([cols.flatten(), rows.flatten()], dim=1).float()
-        return origins.repeat_interleave(self.num_boxes, dim=0)
-
-    def boxes_to_xyxy(self, boxes: torch.Tensor, grid_size: tuple) -> torch.Tensor:
-        """Encoded ``[..., S_h*S_w*B, 4]`` (x, y, sqrt w, sqrt h) -> xyxy input pixels."""
-        s_h, s_w = grid_size
-        centres = (self._cell_origins(grid_size, boxes.device) + boxes[..., :2]) * self.stride
-        sizes = boxes[..., 2:] ** 2 * boxes.new_tensor([s_w * self.stride, s_h * self.stride])
-        return torch.cat([centres - sizes / 2, centres + sizes / 2], dim=-1)
-
-    def encode_targets(self, gt_bboxes: torch.Tensor, gt_inds: torch.Tensor, grid_size: tuple):
-        """Box targets ``[S_h*S_w*B, 4]`` (x, y, sqrt w, sqrt h) of each predictor's assigned ground truth
-        (``gt_bboxes`` ``[N, 4]`` xyxy input pixels); rows of unassigned predictors are zero."""
-        s_h, s_w = grid_size
-        targets = gt_bboxes.new_zeros(gt_inds.shape[0], 4)
-        pos = gt_inds >= 0
-        if not pos.any():
-            return targets
-        gt = gt_bboxes[gt_inds[pos]]
-        centres = (gt[:, :2] + gt[:, 2:]) / 2 / self.stride - self._cell_origins(grid_size, gt.device)[pos]
-        sizes = (gt[:, 2:] - gt[:, :2]) / gt.new_tensor([s_w * self.stride, s_h * self.stride])
-        targets[pos] = torch.cat([centres.clamp(0, 1), sizes.clamp(0, 1).sqrt()], dim=1)
-        return targets
-
-    def loss(self, feats: tuple, data_samples: list) -> dict:
-        """Assign each image's ``gt_instances`` (xyxy input pixels) and return the ``loss_*`` dict."""
-        raw = self(feats).float()  # losses in fp32, also under bf16/fp16 autocast
-        grid_size = tuple(raw.shape[-2:])
-        boxes, conf, cls = self._decode(raw)
-        pred_xyxy = self.boxes_to_xyxy(boxes.detach(), grid_size)
+    def loss_by_feat(self, box_raw, cls_logits, batch_gt_instances: list, batch_img_metas: list) -> dict:
+        """Assign each image's ground truth (xyxy input pixels) and return the five ``loss_*`` terms
+        (fp32, also under autocast)."""
+        grid_size = tuple(box_raw.shape[-2:])
+        boxes, conf_logits, cls_prob = self._flatten(box_raw, cls_logits)
+        pred_xyxy = self.bbox_coder.decode(boxes.detach(), grid_size, self.stride)
+        origins = self.bbox_coder.cell_origins(grid_size, self.num_boxes, boxes.device)
         box_targets, pos, ious, cls_targets = [], [], [], []
-        for i, sample in enumerate(data_samples):
-            gt = sample.gt_instances
-            result = self.assigner.assign(pred_xyxy[i], gt.bboxes, gt.labels, grid_size, self.stride,
+        for i, gt in enumerate(batch_gt_instances):
+            gt_bboxes = gt.bboxes.to(boxes)
+            result = self.assigner.assign(pred_xyxy[i], gt_bboxes, gt.labels, grid_size, self.stride,
                                           self.num_classes)
-            box_targets.append(self.encode_targets(gt.bboxes.to(raw), result.gt_inds, grid_size))
-            pos.append(result.gt_inds >= 0)
+            pos_i = result.gt_inds >= 0
+            box_targets.append(self.bbox_coder.encode(gt_bboxes[result.gt_inds[pos_i]], origins[pos_i],
+                                                      self.stride))
+            pos.append(pos_i)
             ious.append(result.ious)
             cls_targets.append(result.cls_targets)
-        return self.loss_fn(boxes.flatten(0, 1), conf.flatten(), cls.flatten(0, 1), torch.cat(box_targets),
-                            torch.cat(pos), torch.cat(ious), torch.cat(cls_targets), len(data_samples))
+        pos, ious, cls_targets = torch.cat(pos), torch.cat(ious), torch.cat(cls_targets)
+        box_targets = torch.cat(box_targets)
+        pos_boxes, conf = boxes.flatten(0, 1)[pos], conf_logits.flatten()
+        obj_cells = cls_targets.sum(dim=1) > 0
+        num_imgs = max(len(batch_gt_instances), 1)
+        return dict(
+            loss_xy=self.loss_xy(pos_boxes[:, :2], box_targets[:, :2], avg_factor=num_imgs),
+            loss_wh=self.loss_wh(pos_boxes[:, 2:], box_targets[:, 2:], avg_factor=num_imgs),
+            loss_obj=self.loss_obj(conf[pos], ious[pos].detach() if self.iou_target else 1.0,
+                                   avg_factor=num_imgs),
+            loss_noobj=self.loss_noobj(conf[~pos], 0.0, avg_factor=num_imgs),
+            loss_cls=self.loss_cls(cls_prob.flatten(0, 1)[obj_cells], cls_targets[obj_cells],
+                                   avg_factor=num_imgs))
 
-    @torch.no_grad()
-    def predict(self, feats: tuple, data_samples: list) -> list:
-        """-> one ``InstanceData(bboxes [K, 4] xyxy ORIGINAL pixels, scores [K], labels [K])`` per image."""
-        raw = self(feats).float()
-        grid_size = tuple(raw.shape[-2:])
-        boxes, conf, cls = self._decode(raw)
-        bboxes = self.boxes_to_xyxy(boxes, grid_size)
-        # score[p, c] = conf[p] * Pr(c | object) of p's cell
-        scores = conf[..., None] * cls.repeat_interleave(self.num_boxes, dim=1)
-        return [self._predict_single(bboxes[i], scores[i], sample.metainfo)
-                for i, sample in enumerate(data_samples)]
-
-    def _predict_single(self, bboxes: torch.Tensor, scores: torch.Tensor, meta: dict) -> InstanceData:
-        """``bboxes`` ``[P, 4]`` xyxy input pixels, ``scores`` ``[P, C]`` -> filtered, NMS-ed detections."""
-        flat = scores.flatten()
-        keep = (flat > self.score_thr).nonzero().squeeze(1)
-        flat = flat[keep]
-        if flat.numel() > self.nms_pre:
-            flat, top = flat.topk(self.nms_pre)
-            keep = keep[top]
-        boxes, labels = bboxes[keep // self.num_classes], keep % self.num_classes
-        keep = batched_nms(boxes, flat, labels, self.iou_thr)[:self.max_per_img]
-        result = InstanceData()
-        result.bboxes = rescale_to_original(boxes[keep], meta['scale_factor'], meta['ori_shape'])
-        result.scores = flat[keep]
-        result.labels = labels[keep]
-        return result
+    def predict_by_feat(self, box_raw, cls_logits, batch_img_metas: list) -> list:
+        """Score every (predictor, class) by confidence x Pr(class | object) of its cell, decode boxes to
+        xyxy input pixels and select by ``test_cfg``."""
+        grid_size = tuple(box_raw.shape[-2:])
+        boxes, conf_logits, cls_prob = self._flatten(box_raw, cls_logits)
+        bboxes = self.bbox_coder.decode(boxes, grid_size, self.stride)
+        scores = conf_logits.sigmoid()[..., None] * cls_prob.repeat_interleave(self.num_boxes, dim=1)
+        return [self.select_detections(bboxes[i], scores[i]) for i in range(len(batch_img_metas))]

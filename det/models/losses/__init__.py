@@ -1,4 +1,5 @@
 # Each module here registers itself; add one import line per module.
+from .binary_cross_entropy_loss import BinaryCrossEntropyLoss  # noqa: F401
 from .gaussian_focal_loss import GaussianFocalLoss  # noqa: F401
 from .l1_loss import L1Loss  # noqa: F401
-from .yolov1_loss import YOLOV1Loss  # noqa: F401
+from .mse_loss import MSELoss  # noqa: F401

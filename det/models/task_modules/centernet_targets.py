@@ -1,8 +1,26 @@
 """CenterNet training targets: a Gaussian-splatted centre heatmap per class plus the size and sub-pixel
 offset of each object at its centre pixel (Zhou et al., "Objects as Points", sec. 3)."""
+from typing import NamedTuple
+
 import torch
 
 from det.registry import TASK_UTILS
+
+
+class CenterNetTargets(NamedTuple):
+    """Targets of one image for the M objects kept (boxes of zero size after clipping are dropped).
+
+    - ``heatmap`` float32 ``[C, H, W]``: Gaussian bumps, exactly 1 at each object's centre cell;
+    - ``inds`` int64 ``[M]``: flat index ``y * W + x`` of each centre cell, the only pixel where size and
+      offset are supervised;
+    - ``wh`` float32 ``[M, 2]``: (w, h) in output cells;
+    - ``offset`` float32 ``[M, 2]``: ``c - floor(c)`` of the centre ``c`` in output cells.
+    """
+
+    heatmap: torch.Tensor
+    inds: torch.Tensor
+    wh: torch.Tensor
+    offset: torch.Tensor
 
 
 def gaussian_radius(det_size, min_overlap: float = 0.7) -> torch.Tensor:
@@ -51,15 +69,9 @@ class CenterNetTargetGenerator:
         self.min_overlap = min_overlap
 
     def __call__(self, bboxes: torch.Tensor, labels: torch.Tensor, num_classes: int, feat_shape,
-                 stride: int) -> dict:
+                 stride: int) -> CenterNetTargets:
         """Args: ``bboxes`` [N, 4] xyxy input pixels, ``labels`` [N] in 0..C-1, ``feat_shape`` (H, W)
-        of the output map, ``stride`` of that map in input pixels.
-
-        Returns a dict for the M kept boxes:
-        ``heatmap`` [C, H, W] float32; ``inds`` [M] int64 flat index ``y * W + x`` of each centre
-        pixel (the only pixel where size and offset are supervised); ``wh`` [M, 2] (w, h) in output
-        cells; ``offset`` [M, 2] ``c - floor(c)`` in output cells.
-        """
+        of the output map, ``stride`` of that map in input pixels."""
         height, width = feat_shape
         boxes = torch.as_tensor(bboxes, dtype=torch.float32).reshape(-1, 4) / stride
         labels = torch.as_tensor(labels, dtype=torch.int64, device=boxes.device).reshape(-1)
@@ -75,8 +87,8 @@ class CenterNetTargetGenerator:
         cells[:, 1] = cells[:, 1].clamp(0, height - 1)
         radius = gaussian_radius((wh[:, 1].ceil(), wh[:, 0].ceil()), self.min_overlap).floor().clamp(min=0)
         heatmap = self.draw_heatmap(cells, radius, labels, num_classes, feat_shape)
-        return dict(heatmap=heatmap, inds=cells[:, 1] * width + cells[:, 0], wh=wh,
-                    offset=centers - cells.float())
+        return CenterNetTargets(heatmap=heatmap, inds=cells[:, 1] * width + cells[:, 0], wh=wh,
+                                offset=centers - cells.float())
 
     @staticmethod
     def draw_heatmap(cells: torch.Tensor, radius: torch.Tensor, labels: torch.Tensor, num_classes: int,

@@ -1,0 +1,103 @@
+"""Detection from Python without a Runner: build a detector from a config and checkpoint, then run it
+on image files or arrays through the config's own test pipeline.
+
+    model = init_detector('configs/yolo_v1.py', 'work_dirs/yolo_v1/epoch_6.pth')
+    sample = inference_detector(model, 'img.jpg')        # or a BGR uint8 array, or a list of either
+    sample.pred_instances.bboxes                          # [N, 4] xyxy original pixels
+"""
+import copy
+import os.path as osp
+from pathlib import Path
+
+import numpy as np
+import torch
+from mmengine.config import Config
+
+from det.datasets.transforms import LoadImageFromFile, build_pipeline
+from det.engine import check_checkpoint_matches
+from det.inference.views import image_results, run_packed, split_test_pipeline
+from det.registry import DATASETS, MODELS
+
+
+def init_detector(config, checkpoint: str = None, device: str = 'cpu', cfg_options: dict = None):
+    """A detector in eval mode on ``device``, with ``model.cfg`` (the config, whose test pipeline
+    :func:`inference_detector` runs) and ``model.dataset_meta`` (``classes``, ...).
+
+    Args:
+        config: a config path or ``mmengine.Config`` (not modified).
+        checkpoint: an mmengine checkpoint (weights under ``state_dict``), read with
+            ``torch.load(weights_only=True)``; one saved from another model is refused with the differing
+            parameter names. None keeps the random initialisation.
+        cfg_options: overrides merged into the config, as ``--cfg-options`` does.
+    """
+    if isinstance(config, (str, Path)):
+        if not osp.isfile(config):
+            raise FileNotFoundError(f'config not found: {config}')
+        config = Config.fromfile(str(config))
+    elif isinstance(config, Config):
+        config = copy.deepcopy(config)
+    else:
+        raise TypeError(f'config must be a path or an mmengine Config, got {type(config).__name__}')
+    if cfg_options:
+        config.merge_from_dict(cfg_options)
+    model = MODELS.build(config.model)
+    dataset_meta = None
+    if checkpoint is not None:
+        check_checkpoint_matches(model, checkpoint)
+        saved = torch.load(checkpoint, map_location='cpu', weights_only=True)
+        model.load_state_dict(saved.get('state_dict', saved))
+        dataset_meta = saved.get('meta', {}).get('dataset_meta')
+    model.cfg = config
+    model.dataset_meta = dict(dataset_meta or _config_dataset_meta(config))
+    return model.to(device).eval()
+
+
+def _config_dataset_meta(cfg: Config) -> dict:
+    """The test dataset's ``metainfo`` from the config, else its class's ``METAINFO`` (class names
+    without reading the data)."""
+    dataset = cfg.test_dataloader.dataset
+    return dataset.get('metainfo') or getattr(DATASETS.get(dataset.type), 'METAINFO', {})
+
+
+def load_image(image, name: str) -> dict:
+    """A path (str / Path) or ``[H, W, 3]`` uint8 BGR array -> the pipeline's results dict after
+    loading. Errors name ``name`` and say what is wrong."""
+    if isinstance(image, (str, Path)):
+        if not osp.isfile(image):
+            raise FileNotFoundError(f'{name}: image not found: {image}')
+        try:
+            return LoadImageFromFile(on_error='raise')(dict(img_path=str(image)))
+        except OSError as error:
+            raise OSError(f'{name}: {error}') from error
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8:
+            raise TypeError(f'{name}: expected a uint8 BGR image, got a {image.dtype} array')
+        if image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape:
+            raise ValueError(f'{name}: expected a non-empty [H, W, 3] BGR image, got an array of shape '
+                             f'{image.shape}')
+        return image_results(image)
+    raise TypeError(f'{name}: expected an image path or a numpy array, got {type(image).__name__}')
+
+
+def inference_detector(model, images, batch_size: int = 8):
+    """Detections of one image or a list of images (paths or ``[H, W, 3]`` uint8 BGR arrays).
+
+    Each image goes through the config's test pipeline without its annotation loading (arrays also
+    skip file loading), then ``model.test_step`` in batches of ``batch_size``.
+
+    Returns:
+        A ``DetDataSample`` (a list of them for a list input) whose ``pred_instances`` hold ``bboxes``
+        float32 [N, 4] xyxy original pixels, ``scores`` [N], ``labels`` int64 [N].
+    """
+    single = not isinstance(images, (list, tuple))
+    items = [images] if single else list(images)
+    _, view_pipeline = split_test_pipeline(model.cfg)
+    pipeline = build_pipeline(view_pipeline)
+    packed = []
+    for i, image in enumerate(items):
+        results = load_image(image, 'image' if single else f'images[{i}]')
+        for transform in pipeline:
+            results = transform(results)
+        packed.append(results)
+    samples = run_packed(model, packed, batch_size)
+    return samples[0] if single else samples
