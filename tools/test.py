@@ -6,6 +6,7 @@ COCO result format and draws predictions beside ground truth.
 import argparse
 import os
 import os.path as osp
+import sys
 
 from mmengine.config import DictAction
 from mmengine.dist import is_main_process
@@ -14,6 +15,7 @@ from mmengine.runner import Runner
 import det.engine  # noqa: F401  (registers det's hooks and the atomic checkpoint backend)
 from det.engine import check_checkpoint_matches, close_distributed, setup_distributed
 from det.engine.config import load_config
+from det.inference import parse_tta_options, tta_config
 
 
 def parse_args(argv=None):
@@ -22,6 +24,10 @@ def parse_args(argv=None):
     parser.add_argument('checkpoint')
     parser.add_argument('--out', help='write the detections as a COCO-format result json here')
     parser.add_argument('--show-dir', help='save ground truth beside predictions for every image here')
+    parser.add_argument('--tta', nargs='+', metavar='KEY=VALUE',
+                        help='test-time augmentation, e.g. scales=0.5,1,2 flip=1 merge=wbf; keys: scales, '
+                             'flip, merge (nms|soft_nms|wbf), iou_thr, sigma, min_score, decay, sizes, '
+                             'max_per_img')
     parser.add_argument('--show-score-thr', type=float, default=0.3)
     parser.add_argument('--work-dir')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
@@ -45,8 +51,16 @@ def main(argv=None):
     if args.show_dir:
         cfg.custom_hooks.append(dict(type='ShowPredictionsHook', out_dir=osp.abspath(args.show_dir),
                                      score_thr=args.show_score_thr))
+    if args.tta:
+        try:
+            tta_config(cfg, **parse_tta_options(args.tta))
+        except ValueError as error:
+            sys.exit(f'error: {error}')
     runner = Runner.from_cfg(cfg)
-    check_checkpoint_matches(runner.model, args.checkpoint)
+    detector = runner.model
+    while hasattr(detector, 'module'):  # DDP and TTADetector wrap the detector the checkpoint holds
+        detector = detector.module
+    check_checkpoint_matches(detector, args.checkpoint)
     metrics = runner.test()
     if prefix is not None and is_main_process():  # only rank 0 computed the metric and wrote the file
         os.replace(f'{prefix}.bbox.json', args.out)
