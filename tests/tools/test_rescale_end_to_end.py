@@ -14,13 +14,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from mmengine.model import BaseModule
-from mmengine.structures import InstanceData
-from scipy import ndimage
 
-from det.models.heads import BaseDenseHead
-from det.registry import MODELS
-
+from ..inference.bright_regions import BrightRegionHead, PassThroughBackbone  # noqa: F401  (registers them)
 from .conftest import REPO
 
 # (width, height) of each image and the rectangles drawn on it, xyxy in original pixels.
@@ -29,37 +24,6 @@ IMAGES = [((200, 120), [[10, 12, 60, 50], [120, 70, 190, 110]]),
           ((333, 251), [[40, 30, 140, 100], [200, 150, 320, 240], [20, 180, 70, 230]]),
           ((64, 300), [[8, 20, 56, 90], [10, 200, 50, 290]])]
 INPUT = 128
-
-
-@MODELS.register_module(force=True)
-class InputImageBackbone(BaseModule):
-    """Passes the normalised input through as the only 'feature map' (stride 1, 3 channels)."""
-
-    out_channels, strides = [3], [1]
-
-    def forward(self, x):
-        return (x,)
-
-
-@MODELS.register_module(force=True)
-class BrightRectangleHead(BaseDenseHead):
-    """Connected regions brighter than mid-grey in the input, as boxes in network-input pixels."""
-
-    def forward(self, feats):
-        return (feats[self.in_index].mean(dim=1),)                  # [B, H, W] grey, 0..255
-
-    def loss_by_feat(self, grey, batch_gt_instances, batch_img_metas):
-        return {'loss_none': grey.sum() * 0}
-
-    def predict_by_feat(self, grey, batch_img_metas):
-        results = []
-        for img in grey.cpu().numpy():
-            regions, _ = ndimage.label(img > 127.5)
-            boxes = [[s[1].start, s[0].start, s[1].stop, s[0].stop] for s in ndimage.find_objects(regions)]
-            boxes = torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)
-            results.append(InstanceData(bboxes=boxes, scores=torch.ones(len(boxes)),
-                                        labels=torch.zeros(len(boxes), dtype=torch.long)))
-        return results
 
 
 CONFIG = """
@@ -76,8 +40,8 @@ test_cfg = dict(type='TestLoop')
 model = dict(type='SingleStageDetector',
              data_preprocessor=dict(type='DetDataPreprocessor', mean=(0, 0, 0), std=(1, 1, 1),
                                     bgr_to_rgb=False, pad_size_divisor=32),
-             backbone=dict(type='InputImageBackbone'),
-             head=dict(type='BrightRectangleHead', num_classes=1))
+             backbone=dict(type='PassThroughBackbone'),
+             head=dict(type='BrightRegionHead', num_classes=1))
 """
 
 
