@@ -21,7 +21,10 @@ setup(
     ],
     extras_require={
         'tests': ['pytest>=7', 'ruff>=0.5', 'onnx>=1.17', 'onnxruntime>=1.20', 'onnxscript>=0.5',
-                  'ensemble-boxes>=1.0.9', 'sahi>=0.11'],
+                  'ensemble-boxes>=1.0.9', 'sahi>=0.11',
+                  'transformers>=5.0'],
         'export': ['onnx>=1.17', 'onnxscript>=0.5', 'onnxruntime>=1.20'],
+        # benchmarks/run.py and benchmarks/peer_accuracy.py only; det never imports it
+        'benchmarks': ['ultralytics>=8.3'],
     },
 )

@@ -19,16 +19,8 @@ from det.evaluation.coco_eval import (
     format_per_class_table,
     format_tier_table,
     load_coco_gt,
+    parse_tier,
 )
-
-
-def _tier(text: str):
-    """'name:lo:hi' (sqrt(area) in pixels) -> (name, lo, hi)."""
-    try:
-        name, lo, hi = text.split(':')
-        return name, float(lo), float(hi)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(f'tier must look like name:lo:hi (e.g. t:8:16), got {text!r}') from e
 
 
 def parse_args(argv=None):
@@ -38,7 +30,7 @@ def parse_args(argv=None):
     parser.add_argument('dets_json',
                         help='COCO results json: list of {image_id, category_id, bbox xywh, score}')
     parser.add_argument('--out', help='write the metrics (12 stats, tiers, per-class AP) to this json')
-    parser.add_argument('--tiers', nargs='+', type=_tier,
+    parser.add_argument('--tiers', nargs='+', type=parse_tier,
                         help='size tiers name:lo:hi on sqrt(area) in pixels (default: '
                              + ' '.join(f'{n}:{lo:g}:{hi:g}' for n, lo, hi in DEFAULT_TIERS) + ')')
     parser.add_argument('--backend', choices=BACKENDS, default=DEFAULT_BACKEND)

@@ -10,6 +10,8 @@ head's raw tensors (``mode='tensor'``). With ``--with-postprocess`` also ``boxes
 network-input pixels and ``scores`` ``[1, P, C]``: the head's own decoding of every position, before
 selection; ``test_cfg`` (top-k, score threshold, class-wise NMS, max detections) is left to the runtime.
 Preprocessing, class names and ``test_cfg`` are stored as json in the model's ``metadata_props``.
+Single-stage detectors and DETR export (DETR without ``--with-postprocess``); two-stage detectors do
+not: their per-image proposal counts are data-dependent.
 """
 import argparse
 import json
@@ -24,6 +26,7 @@ from torch import nn
 
 from det.apis import init_detector
 from det.inference import split_test_pipeline
+from det.models.heads import BaseDenseHead
 
 OPSET = 18
 
@@ -71,8 +74,21 @@ def default_shape(cfg) -> tuple:
     return tuple(math.ceil(v / divisor) * divisor for v in (size[1], size[0]))
 
 
+def check_exportable(model, with_postprocess: bool) -> None:
+    """TypeError when ``model`` cannot be exported as asked: a two-stage detector's proposals (top-k and
+    NMS per image) have data-dependent sizes that torch.export cannot trace, and the decoded candidates
+    of ``--with-postprocess`` exist only for dense heads (``BaseDenseHead.select_detections``)."""
+    if hasattr(model, 'rpn_head'):
+        raise TypeError(f'{type(model).__name__} cannot be exported: its proposals (top-k and NMS per '
+                        'image) have data-dependent sizes that torch.export does not trace')
+    if with_postprocess and not isinstance(getattr(model, 'head', None), BaseDenseHead):
+        raise TypeError(f'--with-postprocess needs a dense head (YOLO v1, CenterNet); '
+                        f'{type(model).__name__} exports its raw outputs only')
+
+
 def export(model, out: str, shape: tuple, with_postprocess: bool = False) -> list:
     """Write ``model`` (a detector from ``init_detector``) to ``out``; returns the output names."""
+    check_exportable(model, with_postprocess)
     preprocessor = model.data_preprocessor
     divisor = getattr(preprocessor, 'pad_size_divisor', 1)
     if any(v % divisor for v in shape):

@@ -1,4 +1,5 @@
-"""Evaluate a trained detector: ``python tools/test.py CONFIG CKPT [--out dets.json] [--show-dir DIR]``.
+"""Evaluate a trained detector: ``python tools/test.py CONFIG CKPT [--data-root DIR] [--out dets.json]
+[--show-dir DIR]``.
 
 Prints the COCO metric table with the size tiers and per-class AP, optionally writes the detections in
 COCO result format and draws predictions beside ground truth.
@@ -14,7 +15,7 @@ from mmengine.runner import Runner
 
 import det.engine  # noqa: F401  (registers det's hooks and the atomic checkpoint backend)
 from det.engine import check_checkpoint_matches, close_distributed, setup_distributed
-from det.engine.config import load_config
+from det.engine.config import DataCheckError, check_before_run, load_config, set_data_root
 from det.inference import parse_tta_options, tta_config
 
 
@@ -30,6 +31,9 @@ def parse_args(argv=None):
                              'max_per_img')
     parser.add_argument('--show-score-thr', type=float, default=0.3)
     parser.add_argument('--work-dir')
+    parser.add_argument('--data-root', metavar='DIR',
+                        help="data_root of the train, val and test datasets (a relative evaluator ann_file, "
+                             "or one under the config's root, follows)")
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
@@ -39,6 +43,8 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     cfg = load_config(args.config, args.cfg_options, args.work_dir)
+    if args.data_root:
+        set_data_root(cfg, args.data_root)
     cfg.launcher = args.launcher
     setup_distributed(cfg)  # gloo without CUDA; mmengine's own nccl set-up with it
     cfg.load_from = args.checkpoint
@@ -57,6 +63,12 @@ def main(argv=None):
         except ValueError as error:
             sys.exit(f'error: {error}')
     runner = Runner.from_cfg(cfg)
+    # The test set's annotations, classes and evaluator against each other and the model (images are
+    # read by the run itself, which names any unreadable one).
+    try:
+        check_before_run(cfg, ('test',), check_images=False)
+    except DataCheckError as error:
+        sys.exit(f'error: {error}')
     detector = runner.model
     while hasattr(detector, 'module'):  # DDP and TTADetector wrap the detector the checkpoint holds
         detector = detector.module

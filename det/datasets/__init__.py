@@ -2,8 +2,9 @@
 from . import transforms  # noqa: F401
 from .box_sanity import BoxSanityLog, sanitize_instances
 from .coco import CocoDataset
+from .mix_dataset import MultiImageMixDataset
 from .shapes import ShapesDataset, generate_shapes
 from .voc import VOCDataset
 
-__all__ = ['BoxSanityLog', 'CocoDataset', 'ShapesDataset', 'VOCDataset', 'generate_shapes',
-           'sanitize_instances']
+__all__ = ['BoxSanityLog', 'CocoDataset', 'MultiImageMixDataset', 'ShapesDataset', 'VOCDataset',
+           'generate_shapes', 'sanitize_instances']

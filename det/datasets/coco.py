@@ -9,6 +9,7 @@ from pycocotools.coco import COCO
 from det.registry import DATASETS
 
 from .box_sanity import BoxSanityLog
+from .checks import INVALID_BOX, AnnotationIssues, no_images_error
 from .transforms.builder import build_pipeline
 
 
@@ -17,15 +18,37 @@ def has_gt(record: dict) -> bool:
     return any(not inst['ignore_flag'] for inst in record['instances'])
 
 
+def filter_records(dataset, name: str) -> list:
+    """``filter_data`` of det's datasets: drop images without a non-ignored box when training with
+    ``filter_empty_gt``, and raise a ``ValueError`` saying why when no image is left (instead of
+    mmengine's "need at least one array to concatenate" when it serialises an empty list)."""
+    if dataset.test_mode or not dataset.filter_empty_gt:
+        return dataset.data_list
+    kept = [r for r in dataset.data_list if has_gt(r)]
+    if not kept:
+        issues = dataset.annotation_issues
+        skipped = sum(issues.unknown_categories.values())
+        raise no_images_error(name, (
+            f"filter_empty_gt=True removed all {len(dataset.data_list)} images: none holds a box of the "
+            f"classes {tuple(dataset.metainfo['classes'])} that is not ignored (crowd / difficult)"
+            + (f"; {skipped} annotations of other categories were skipped" if skipped else '')
+            + (f"; invalid boxes were dropped in {len(issues.files[INVALID_BOX])} files"
+               if issues.files[INVALID_BOX] else '')))
+    return kept
+
+
 @DATASETS.register_module()
 class CocoDataset(BaseDataset):
     """Images and boxes of a COCO json.
 
     Category ids are mapped to contiguous labels ``0..C-1`` in sorted id order; ``metainfo['classes']``
     comes from the json's categories unless given as ``metainfo=dict(classes=...)``, in which case only
-    those category names are kept (in the given order). COCO ``[x, y, w, h]`` boxes become xyxy pixels;
-    ``iscrowd`` boxes get ``ignore_flag=1`` (not trained on, passed to evaluation). Boxes are clipped to
-    the image and invalid ones dropped (see ``box_sanity``). ``self.ann_file`` is the json's path.
+    those category names are kept (in the given order). Annotations of other categories are skipped
+    with one warning that counts them; ``self.annotation_issues`` names their files for the data check
+    (``det.datasets.checks``). COCO ``[x, y, w, h]`` boxes become xyxy pixels; ``iscrowd`` boxes get
+    ``ignore_flag=1`` (not trained on, passed to evaluation). Boxes are clipped to the image and invalid
+    ones dropped (see ``box_sanity``). ``self.ann_file`` is the json's path. A dataset without images
+    (an empty json, or every image filtered out) is a ``ValueError`` that says why.
 
     Args:
         filter_empty_gt: in training, drop images without a non-ignored box. Off by default because
@@ -58,13 +81,18 @@ class CocoDataset(BaseDataset):
         # Where the evaluator finds this dataset's ground truth (CocoMetric with no ann_file).
         self._metainfo.update(data_root=self.data_root, ann_file=self.ann_file)
 
-        log = BoxSanityLog(f'{type(self).__name__}({self.ann_file})')
+        name = f'{type(self).__name__}({self.ann_file})'
+        log = BoxSanityLog(name)
+        self.annotation_issues = issues = AnnotationIssues(name)
+        cat_names = {c['id']: c['name'] for c in cats}
         records = []
         for img_id in sorted(coco.getImgIds()):
             info = coco.loadImgs([img_id])[0]
             instances = []
             for ann in coco.loadAnns(coco.getAnnIds(imgIds=[img_id])):
                 if ann['category_id'] not in self.cat2label:
+                    cat = ann['category_id']
+                    issues.unknown_category(cat_names.get(cat, f'category_id {cat}'), info['file_name'])
                     continue
                 x, y, w, h = ann['bbox']
                 instances.append(dict(bbox=[x, y, x + w, y + h],
@@ -74,11 +102,12 @@ class CocoDataset(BaseDataset):
                 img_id=int(img_id),
                 img_path=osp.join(self.data_prefix['img'], info['file_name']),
                 height=int(info['height']), width=int(info['width']),
-                instances=log.sanitize(instances, info['width'], info['height'], info['file_name'])))
+                instances=issues.sanitize(log, instances, info['width'], info['height'], info['file_name'])))
         log.warn()
+        issues.warn()
         return records
 
     def filter_data(self) -> list:
-        if self.test_mode or not self.filter_empty_gt:
-            return self.data_list
-        return [r for r in self.data_list if has_gt(r)]
+        if not self.data_list:
+            raise no_images_error(f'{type(self).__name__}({self.ann_file})', 'the json lists no images')
+        return filter_records(self, f'{type(self).__name__}({self.ann_file})')

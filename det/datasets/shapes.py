@@ -212,8 +212,10 @@ def generate_shapes(root: str = 'data/shapes', num_train: int = 2000, num_val: i
             os.makedirs(osp.join(tmp, split))
             tasks = [(osp.join(tmp, split), split, i, img_size, seed) for i in range(count)]
             if workers > 1 and count > 64:
-                # one OpenCV thread per worker: the pool already uses the cores, more threads only contend
-                with multiprocessing.get_context('fork').Pool(workers, cv2.setNumThreads, (1,)) as pool:
+                # 'forkserver', not 'fork': a forked child inherits the state of OpenCV's and OpenMP's
+                # thread pools without their threads and can hang in them. One OpenCV thread per
+                # worker: the pool already uses the cores, more threads only contend.
+                with multiprocessing.get_context('forkserver').Pool(workers, cv2.setNumThreads, (1,)) as pool:
                     per_image = pool.map(_make_image, tasks, chunksize=32)
             else:
                 per_image = [_make_image(t) for t in tasks]

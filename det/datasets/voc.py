@@ -9,8 +9,11 @@ from PIL import Image
 from det.registry import DATASETS
 
 from .box_sanity import BoxSanityLog
-from .coco import has_gt
+from .checks import AnnotationIssues, no_images_error
+from .coco import filter_records
 from .transforms.builder import build_pipeline
+
+_EXIF_ORIENTATION = 0x0112  # the EXIF tag; values 5-8 store the picture turned by 90 degrees
 
 VOC_CLASSES = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair', 'cow',
                'diningtable', 'dog', 'horse', 'motorbike', 'person', 'pottedplant', 'sheep', 'sofa',
@@ -23,12 +26,16 @@ class VOCDataset(BaseDataset):
 
     Records follow :class:`CocoDataset`'s format; ``img_id`` is the image's index in the split file.
     Classes come from ``metainfo=dict(classes=...)`` (default: the 20 VOC classes); objects of other
-    names are skipped. ``difficult=1`` objects get ``ignore_flag=1``.
+    names are skipped with one warning that counts them (``self.annotation_issues`` names the files).
+    ``difficult=1`` objects get ``ignore_flag=1``. An empty split, or one that ``filter_empty_gt``
+    empties, is a ``ValueError`` that says why.
 
     Coordinates: the xml corners are used as given, as continuous pixel coordinates (as mmdet 3.x does),
     not shifted by VOC's 1-based offset. The shift is below annotation noise, and this way a zero-size
     annotation (``xmin == xmax``) stays degenerate and is dropped instead of becoming a 1-pixel box.
-    Image size comes from the xml ``<size>``, or from the image header when missing or zero.
+    Image size comes from the xml ``<size>``, or from the image header when missing or zero (the
+    upright size: width and height swap for a JPEG whose EXIF orientation turns it by 90 degrees, as the
+    image loader applies that orientation).
 
     Args:
         split: name of ``ImageSets/Main/<split>.txt``; ``None`` loads every xml in ``Annotations/``.
@@ -57,7 +64,8 @@ class VOCDataset(BaseDataset):
         ignore_flag)])``, one per image of the split."""
         cat2label = {name: i for i, name in enumerate(self._metainfo['classes'])}
         self._metainfo.update(data_root=self.data_root)  # CocoMetric resolves relative paths from it
-        log = BoxSanityLog(f'{type(self).__name__}({self.data_root}, split={self.split})')
+        log = BoxSanityLog(self._name())
+        self.annotation_issues = issues = AnnotationIssues(self._name())
         records = []
         for img_id, name in enumerate(self._image_names()):
             xml_path = osp.join(self.data_prefix['ann'], f'{name}.xml')
@@ -69,21 +77,33 @@ class VOCDataset(BaseDataset):
             if width <= 0 or height <= 0:
                 with Image.open(img_path) as img:  # reads the header only
                     width, height = img.size
+                    if img.getexif().get(_EXIF_ORIENTATION, 1) in (5, 6, 7, 8):  # turned by 90 degrees
+                        width, height = height, width
             instances = []
             for obj in root.iter('object'):
-                label = cat2label.get(obj.findtext('name', '').strip())
+                obj_name = obj.findtext('name', '').strip()
+                label = cat2label.get(obj_name)
                 box = obj.find('bndbox')
-                if label is None or box is None:
+                if label is None:
+                    issues.unknown_category(obj_name, osp.basename(xml_path))
+                    continue
+                if box is None:
                     continue
                 instances.append(dict(
                     bbox=[float(box.findtext(k, 'nan')) for k in ('xmin', 'ymin', 'xmax', 'ymax')],
                     bbox_label=label, ignore_flag=int(obj.findtext('difficult', '0').strip() == '1')))
             records.append(dict(img_id=img_id, img_path=img_path, height=height, width=width,
-                                instances=log.sanitize(instances, width, height, osp.basename(xml_path))))
+                                instances=issues.sanitize(log, instances, width, height,
+                                                          osp.basename(xml_path))))
         log.warn()
+        issues.warn()
         return records
 
+    def _name(self) -> str:
+        return f'{type(self).__name__}({self.data_root}, split={self.split})'
+
     def filter_data(self) -> list:
-        if self.test_mode or not self.filter_empty_gt:
-            return self.data_list
-        return [r for r in self.data_list if has_gt(r)]
+        if not self.data_list:
+            source = self.ann_file if self.ann_file else osp.join(self.data_prefix['ann'], '*.xml')
+            raise no_images_error(self._name(), f'{source} lists no images')
+        return filter_records(self, self._name())

@@ -6,9 +6,10 @@ from .autocast_optim_wrapper import AutocastOptimWrapper
 from .checkpoints import check_checkpoint_matches, find_resume_checkpoint
 from .distributed import close_distributed, setup_distributed
 from .finite_loss_hook import FiniteLossHook
+from .no_mix_hook import NoMixHook
 from .show_predictions_hook import ShowPredictionsHook
 from .weights_only_checkpoint_hook import WeightsOnlyCheckpointHook
 
-__all__ = ['AtomicLocalBackend', 'AutocastOptimWrapper', 'FiniteLossHook', 'ShowPredictionsHook',
+__all__ = ['AtomicLocalBackend', 'AutocastOptimWrapper', 'FiniteLossHook', 'NoMixHook', 'ShowPredictionsHook',
            'WeightsOnlyCheckpointHook', 'check_checkpoint_matches', 'close_distributed',
            'find_resume_checkpoint', 'setup_distributed', 'write_atomic']

@@ -1,5 +1,6 @@
-"""Finding the checkpoint to resume from after a crash or a kill."""
+"""Finding the checkpoint to resume from after a crash or a kill, and reading checkpoints safely."""
 import os
+import pickle
 import re
 
 _CKPT_NAME = re.compile(r'^(epoch|iter)_(\d+)\.pth$')
@@ -22,15 +23,38 @@ def find_resume_checkpoint(work_dir: str):
     return max(found)[1] if found else None
 
 
-def check_checkpoint_matches(model, path: str) -> None:
-    """Raise a clear ``ValueError`` when the checkpoint at ``path`` was saved from another model:
-    parameter names or shapes that differ from ``model``'s (an ``nn.Module``, possibly wrapped).
-    The file is read with torch's safe loader (``weights_only=True``)."""
+def load_checkpoint_safely(path: str):
+    """``torch.load(path, weights_only=True)`` on the CPU, with a clear error for a checkpoint that holds
+    pickled Python objects (NumPy arrays, mmengine's ``HistoryBuffer`` or ``ConfigDict`` in ``meta`` /
+    ``message_hub``, as plain mmengine tools write them): the safe loader refuses those, and
+    ``tools/convert_checkpoint.py`` rewrites such a file once into one that loads.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: the file holds objects the weights-only loader does not accept.
+    """
     import torch
 
     if not os.path.isfile(path):
         raise FileNotFoundError(f'checkpoint not found: {path}')
-    checkpoint = torch.load(path, map_location='cpu', weights_only=True)
+    try:
+        return torch.load(path, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as error:
+        named = re.search(r'GLOBAL (\S+)', str(error))
+        reason = f'first refused: {named.group(1)}' if named else str(error).strip().split('\n')[0]
+        raise ValueError(
+            f'checkpoint {path} holds pickled Python objects that the safe loader '
+            f'(torch.load(weights_only=True)) refuses ({reason}); det never loads checkpoints '
+            f'any other way. A checkpoint written by plain mmengine tools can be converted once with\n'
+            f'    python tools/convert_checkpoint.py {path} CONVERTED.pth --trust-pickled-code\n'
+            f'which executes the pickled code in it: only do so for a file you trust.') from error
+
+
+def check_checkpoint_matches(model, path: str) -> None:
+    """Raise a clear ``ValueError`` when the checkpoint at ``path`` was saved from another model:
+    parameter names or shapes that differ from ``model``'s (an ``nn.Module``, possibly wrapped).
+    The file is read with torch's safe loader (``weights_only=True``, see :func:`load_checkpoint_safely`)."""
+    checkpoint = load_checkpoint_safely(path)
     saved = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else None
     if not isinstance(saved, dict):
         raise ValueError(f'{path} holds no state dict')

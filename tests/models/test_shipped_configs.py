@@ -22,7 +22,7 @@ def _batch(cfg: Config, num_imgs: int = 2) -> dict:
     them (uint8 [3, H, W] and samples with xyxy input-pixel boxes)."""
     width, height = cfg.img_scale
     gen = torch.Generator().manual_seed(0)
-    num_classes = cfg.model.head.num_classes
+    num_classes = (cfg.model.get('head') or cfg.model.roi_head).num_classes  # one- or two-stage
     inputs, samples = [], []
     for _ in range(num_imgs):
         inputs.append(torch.randint(0, 256, (3, height, width), dtype=torch.uint8, generator=gen))

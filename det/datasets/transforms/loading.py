@@ -1,4 +1,5 @@
 """Reading images and turning dataset records into box arrays."""
+import os
 import warnings
 
 import cv2
@@ -26,15 +27,46 @@ def to_bgr_uint8(img: np.ndarray) -> np.ndarray:
     return img
 
 
+# OpenCV's flag for "any bit depth, any channel count, EXIF orientation applied". IMREAD_UNCHANGED would
+# keep 16 bits and alpha too, but it also skips the EXIF rotation, so a phone photo stored sideways with
+# an orientation tag would come out rotated against its annotations (which are made on the upright view).
+_IMREAD_FLAGS = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR
+
+# Unreadable files already reported in this process, so each is warned about once, not once per epoch.
+# The start-up data check (``det.datasets.checks``), which names them in its table, adds the files it
+# found here before the data loader's worker processes fork, so the workers (re-created every epoch
+# unless persistent) stay quiet about them: once per run in all.
+REPORTED_UNREADABLE = set()
+
+
+def read_image(path: str):
+    """Decode the image file at ``path`` as ``[H, W, 3]`` uint8 BGR in its upright orientation (EXIF
+    orientation applied), or return None when the file is missing or cannot be decoded."""
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError:
+        return None
+    return decode_image(data)
+
+
+def decode_image(data: np.ndarray):
+    """Decode encoded image bytes (uint8 ``[N]``) as :func:`read_image` does; None if undecodable."""
+    if data.size == 0:
+        return None
+    img = cv2.imdecode(data, _IMREAD_FLAGS)
+    return None if img is None else to_bgr_uint8(img)
+
+
 @TRANSFORMS.register_module()
 class LoadImageFromFile:
-    """Reads ``results['img_path']`` with OpenCV and sets ``img`` ([H, W, 3] uint8 BGR), ``ori_shape``
-    and ``img_shape`` (h, w).
+    """Reads ``results['img_path']`` with OpenCV and sets ``img`` ([H, W, 3] uint8 BGR, upright: a JPEG's
+    EXIF orientation is applied), ``ori_shape`` and ``img_shape`` (h, w).
 
     Args:
         on_error: 'raise' raises ``OSError`` naming the file when it is missing or cannot be decoded;
-            'skip' warns naming the file and returns ``None``, so mmengine's ``BaseDataset`` samples
-            another index in training (in test mode it raises).
+            'skip' warns naming the file (once per process; not at all for files the start-up data
+            check already reported, see :data:`REPORTED_UNREADABLE`) and returns ``None``, so
+            mmengine's ``BaseDataset`` samples another index in training (in test mode it raises).
     """
 
     def __init__(self, on_error: str = 'raise'):
@@ -44,14 +76,16 @@ class LoadImageFromFile:
 
     def __call__(self, results: dict):
         path = results['img_path']
-        img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+        img = read_image(path)
         if img is None:
-            message = f'cannot read image {path} (missing or not decodable)'
+            reason = 'missing' if not os.path.exists(path) else 'not decodable'
+            message = f'cannot read image {path} ({reason})'
             if self.on_error == 'raise':
                 raise OSError(message)
-            warnings.warn(message + '; skipping it', stacklevel=2)
+            if path not in REPORTED_UNREADABLE:
+                REPORTED_UNREADABLE.add(path)
+                warnings.warn(message + '; skipping it (not warned again by this process)', stacklevel=2)
             return None
-        img = to_bgr_uint8(img)
         results['img'] = img
         results['ori_shape'] = img.shape[:2]
         results['img_shape'] = img.shape[:2]

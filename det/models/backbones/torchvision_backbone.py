@@ -74,6 +74,9 @@ class TorchvisionBackbone(BaseBackbone):
             efficientnet_b0, so that, as for every backbone, index ``i`` is stride ``2 ** (i + 1)``
             (models without a stride-2 map, e.g. ConvNeXt's stride-4 stem, start at their first stride).
         model_kwargs: passed to ``get_model``; defaults to ``dict(weights=None)`` (no download).
+        norm_layer: name of the normalisation class to build the model with, looked up in
+            ``torchvision.ops`` then ``torch.nn`` (e.g. ``'FrozenBatchNorm2d'``: affine and statistics as
+            buffers, as DETR's ResNet); None keeps the model's default. A name, so configs stay plain data.
         out_indices: which of ``return_nodes`` to output; ``None`` means all.
         frozen_stages: ``k`` freezes every parameter that feeds ``return_nodes[0..k]`` (found by autograd
             at build time) and keeps the modules holding them in eval mode; -1 freezes none.
@@ -88,8 +91,14 @@ class TorchvisionBackbone(BaseBackbone):
     """
 
     def __init__(self, name='resnet50', return_nodes=None, model_kwargs=None, out_indices=None,
-                 frozen_stages=-1, norm_eval=False, with_cp=False, init_cfg=None):
-        model = torchvision.models.get_model(name, **(model_kwargs or dict(weights=None)))
+                 frozen_stages=-1, norm_eval=False, with_cp=False, init_cfg=None, norm_layer=None):
+        model_kwargs = dict(model_kwargs or dict(weights=None))
+        if norm_layer is not None:
+            norm_class = getattr(torchvision.ops, norm_layer, None) or getattr(nn, norm_layer, None)
+            if not isinstance(norm_class, type):
+                raise ValueError(f'norm_layer={norm_layer!r} is not a class of torchvision.ops or torch.nn')
+            model_kwargs['norm_layer'] = norm_class
+        model = torchvision.models.get_model(name, **model_kwargs)
         if return_nodes is None:
             return_nodes = self._default_nodes(model, find_blocks(model, nested=False))
         nodes = list(return_nodes)

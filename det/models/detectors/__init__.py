@@ -1,4 +1,6 @@
 from .base import BaseDetector
+from .detr import DETR
 from .single_stage import SingleStageDetector
+from .two_stage import TwoStageDetector
 
-__all__ = ['BaseDetector', 'SingleStageDetector']
+__all__ = ['BaseDetector', 'DETR', 'SingleStageDetector', 'TwoStageDetector']

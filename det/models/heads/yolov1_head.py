@@ -34,6 +34,14 @@ class YOLOV1Head(BaseDenseHead):
     paper's squared error on a sigmoid saturates and stops learning (its gradient on the logit,
     ``(C - C*) C (1 - C)``, vanishes); ``dict(type='MSELoss', use_sigmoid=True)`` restores it.
 
+    ``loss_bbox=dict(type='GIoULoss', loss_weight=...)`` replaces ``loss_xy`` and ``loss_wh`` (leave them
+    unset) by the GIoU loss of the responsible predictors' decoded boxes (xyxy input pixels) against their
+    ground truth, summed and divided by the number of images like every other term: it scores the box
+    as the metric does, instead of its encoding coordinate by coordinate.
+
+    ``ignored_instances`` (crowd / difficult boxes): predictors of cells whose centre lies inside one
+    get no no-object loss (see :class:`YOLOV1Assigner`).
+
     ``conf_prior`` sets the output bias so every predictor starts with that confidence, so that the
     ``S_h * S_w * B`` no-object terms do not swamp the first steps of training from scratch.
     ``predict``: score = confidence x class probability for every (predictor, class), then ``test_cfg``.
@@ -45,15 +53,22 @@ class YOLOV1Head(BaseDenseHead):
                  feat_channels: int = 256, num_convs: int = 2, conf_prior: float = 0.05,
                  iou_target: bool = True, assigner: dict = None, bbox_coder: dict = None,
                  loss_xy: dict = None, loss_wh: dict = None, loss_obj: dict = None, loss_noobj: dict = None,
-                 loss_cls: dict = None, test_cfg: dict = None, init_cfg=None):
+                 loss_cls: dict = None, loss_bbox: dict = None, test_cfg: dict = None, init_cfg=None):
         super().__init__(num_classes, in_channels, strides, in_index, test_cfg, init_cfg)
         self.num_boxes = num_boxes
         self.conf_prior = conf_prior
         self.iou_target = iou_target
         self.assigner = TASK_UTILS.build(assigner or dict(type='YOLOV1Assigner'))
         self.bbox_coder = TASK_UTILS.build(bbox_coder or dict(type='YOLOV1BBoxCoder'))
-        self.loss_xy = MODELS.build(loss_xy or dict(type='MSELoss', loss_weight=5.0))
-        self.loss_wh = MODELS.build(loss_wh or dict(type='MSELoss', loss_weight=5.0))
+        self.with_giou = loss_bbox is not None
+        if self.with_giou and (loss_xy is not None or loss_wh is not None):
+            raise ValueError('YOLOV1Head: loss_bbox (GIoU on decoded boxes) replaces loss_xy and loss_wh; '
+                             'set either loss_bbox or loss_xy / loss_wh, not both')
+        if self.with_giou:
+            self.loss_bbox = MODELS.build(loss_bbox)
+        else:
+            self.loss_xy = MODELS.build(loss_xy or dict(type='MSELoss', loss_weight=5.0))
+            self.loss_wh = MODELS.build(loss_wh or dict(type='MSELoss', loss_weight=5.0))
         self.loss_obj = MODELS.build(loss_obj or dict(type='BinaryCrossEntropyLoss', loss_weight=1.0))
         self.loss_noobj = MODELS.build(loss_noobj or dict(type='BinaryCrossEntropyLoss', loss_weight=0.5))
         self.loss_cls = MODELS.build(loss_cls or dict(type='MSELoss', loss_weight=1.0))
@@ -93,37 +108,58 @@ class YOLOV1Head(BaseDenseHead):
         cls_prob = cls_logits.float().permute(0, 2, 3, 1).reshape(n, s_h * s_w, -1).softmax(dim=-1)
         return box[..., :4].sigmoid(), box[..., 4], cls_prob
 
-    def loss_by_feat(self, box_raw, cls_logits, batch_gt_instances: list, batch_img_metas: list) -> dict:
-        """Assign each image's ground truth (xyxy input pixels) and return the five ``loss_*`` terms
-        (fp32, also under autocast)."""
+    def loss(self, feats: tuple, data_samples: list) -> dict:
+        """As the base, also handing each sample's ``ignored_instances`` (if any) to the assigner."""
+        raw = self(feats)
+        return self.loss_by_feat(*raw, batch_gt_instances=[s.gt_instances for s in data_samples],
+                                 batch_img_metas=[s.metainfo for s in data_samples],
+                                 batch_gt_instances_ignore=[getattr(s, 'ignored_instances', None)
+                                                            for s in data_samples])
+
+    def loss_by_feat(self, box_raw, cls_logits, batch_gt_instances: list, batch_img_metas: list,
+                     batch_gt_instances_ignore: list = None) -> dict:
+        """Assign each image's ground truth (xyxy input pixels; ``batch_gt_instances_ignore``: one
+        ``InstanceData`` of ignored ``bboxes`` or None per image) and return the ``loss_*`` terms
+        (``loss_xy`` and ``loss_wh``, or ``loss_bbox``; ``loss_obj``, ``loss_noobj``, ``loss_cls``),
+        fp32, also under autocast."""
         grid_size = tuple(box_raw.shape[-2:])
         boxes, conf_logits, cls_prob = self._flatten(box_raw, cls_logits)
         pred_xyxy = self.bbox_coder.decode(boxes.detach(), grid_size, self.stride)
         origins = self.bbox_coder.cell_origins(grid_size, self.num_boxes, boxes.device)
-        box_targets, pos, ious, cls_targets = [], [], [], []
-        for i, gt in enumerate(batch_gt_instances):
+        ignores = batch_gt_instances_ignore or [None] * len(batch_gt_instances)
+        gt_boxes, pos, ious, cls_targets, ignored = [], [], [], [], []
+        for i, (gt, ign) in enumerate(zip(batch_gt_instances, ignores)):
             gt_bboxes = gt.bboxes.to(boxes)
             result = self.assigner.assign(pred_xyxy[i], gt_bboxes, gt.labels, grid_size, self.stride,
-                                          self.num_classes)
+                                          self.num_classes,
+                                          ignored_bboxes=None if ign is None else ign.bboxes)
             pos_i = result.gt_inds >= 0
-            box_targets.append(self.bbox_coder.encode(gt_bboxes[result.gt_inds[pos_i]], origins[pos_i],
-                                                      self.stride))
+            gt_boxes.append(gt_bboxes[result.gt_inds[pos_i]])
             pos.append(pos_i)
             ious.append(result.ious)
             cls_targets.append(result.cls_targets)
-        pos, ious, cls_targets = torch.cat(pos), torch.cat(ious), torch.cat(cls_targets)
-        box_targets = torch.cat(box_targets)
+            ignored.append(result.ignored)
+        pos, ious, ignored = torch.cat(pos), torch.cat(ious), torch.cat(ignored)
+        cls_targets, gt_boxes = torch.cat(cls_targets), torch.cat(gt_boxes)
         pos_boxes, conf = boxes.flatten(0, 1)[pos], conf_logits.flatten()
         obj_cells = cls_targets.sum(dim=1) > 0
         num_imgs = max(len(batch_gt_instances), 1)
-        return dict(
-            loss_xy=self.loss_xy(pos_boxes[:, :2], box_targets[:, :2], avg_factor=num_imgs),
-            loss_wh=self.loss_wh(pos_boxes[:, 2:], box_targets[:, 2:], avg_factor=num_imgs),
+        losses = {}
+        if self.with_giou:
+            decoded = self.bbox_coder.decode(boxes, grid_size, self.stride).flatten(0, 1)[pos]
+            losses['loss_bbox'] = self.loss_bbox(decoded, gt_boxes, avg_factor=num_imgs)
+        else:
+            box_targets = self.bbox_coder.encode(gt_boxes, origins.repeat(len(batch_gt_instances), 1)[pos],
+                                                 self.stride)
+            losses['loss_xy'] = self.loss_xy(pos_boxes[:, :2], box_targets[:, :2], avg_factor=num_imgs)
+            losses['loss_wh'] = self.loss_wh(pos_boxes[:, 2:], box_targets[:, 2:], avg_factor=num_imgs)
+        losses.update(
             loss_obj=self.loss_obj(conf[pos], ious[pos].detach() if self.iou_target else 1.0,
                                    avg_factor=num_imgs),
-            loss_noobj=self.loss_noobj(conf[~pos], 0.0, avg_factor=num_imgs),
+            loss_noobj=self.loss_noobj(conf[~pos & ~ignored], 0.0, avg_factor=num_imgs),
             loss_cls=self.loss_cls(cls_prob.flatten(0, 1)[obj_cells], cls_targets[obj_cells],
                                    avg_factor=num_imgs))
+        return losses
 
     def predict_by_feat(self, box_raw, cls_logits, batch_img_metas: list) -> list:
         """Score every (predictor, class) by confidence x Pr(class | object) of its cell, decode boxes to

@@ -10,6 +10,8 @@ from torchvision.ops import box_iou
 
 from det.registry import TASK_UTILS
 
+from .centernet_targets import ignore_mask
+
 
 class YOLOV1AssignResult(NamedTuple):
     """Targets of one image. Predictors are ordered cell-major: ``index = (row * S_w + col) * B + b``.
@@ -17,12 +19,15 @@ class YOLOV1AssignResult(NamedTuple):
     - ``gt_inds`` long ``[S_h*S_w*B]``: index of the ground truth a predictor is responsible for, or -1;
     - ``ious`` float ``[S_h*S_w*B]``: IoU of a responsible predictor's box with its ground truth, else 0;
     - ``cls_targets`` float ``[S_h*S_w, C]``: per-cell class distribution (the mean one-hot of the ground
-      truths assigned in the cell; all zero for cells without an object).
+      truths assigned in the cell; all zero for cells without an object);
+    - ``ignored`` bool ``[S_h*S_w*B]``: predictors of cells whose centre lies inside an ignored box (crowd
+      / difficult), which get no no-object loss.
     """
 
     gt_inds: torch.Tensor
     ious: torch.Tensor
     cls_targets: torch.Tensor
+    ignored: torch.Tensor
 
 
 @TASK_UTILS.register_module()
@@ -34,14 +39,20 @@ class YOLOV1Assigner:
     lower predictor index, then to the lower ground-truth index). Each of the cell's ``B`` predictors thus
     serves at most one ground truth; ground truths beyond ``B`` in one cell are left unassigned (neither
     box nor class target). The matching runs ``B`` vectorised rounds, with no per-box Python loop.
+
+    Ignored boxes mark the predictors of every cell whose centre lies inside one (and of the cell holding
+    the box's centre), by :func:`~det.models.task_modules.ignore_mask`. The region is fixed by the
+    grid, not by the current predictions (an IoU rule would move it as the boxes train), so whatever
+    the network predicts there costs no no-object loss; responsible predictors there train as usual.
     """
 
     def assign(self, pred_bboxes: torch.Tensor, gt_bboxes: torch.Tensor, gt_labels: torch.Tensor,
-               grid_size: tuple, stride: int, num_classes: int) -> YOLOV1AssignResult:
+               grid_size: tuple, stride: int, num_classes: int, ignored_bboxes=None) -> YOLOV1AssignResult:
         """Args:
             pred_bboxes: ``[S_h*S_w*B, 4]`` xyxy input pixels, cell-major (see ``YOLOV1AssignResult``).
             gt_bboxes: ``[N, 4]`` xyxy input pixels; ``gt_labels``: long ``[N]`` in ``0..C-1``.
             grid_size: ``(S_h, S_w)``; stride: input pixels per cell; num_classes: ``C``.
+            ignored_bboxes: ``[K, 4]`` xyxy input pixels of ignored regions, or None.
         """
         s_h, s_w = grid_size
         num_preds = pred_bboxes.shape[0]
@@ -50,9 +61,11 @@ class YOLOV1Assigner:
         gt_inds = torch.full((num_preds,), -1, dtype=torch.long, device=device)
         ious = pred_bboxes.new_zeros(num_preds)
         cls_targets = pred_bboxes.new_zeros(s_h * s_w, num_classes)
+        ignored = ignore_mask(ignored_bboxes, grid_size, stride, device).flatten()
+        ignored = ignored.repeat_interleave(num_boxes)                                 # [S_h*S_w*B]
         num_gts = gt_bboxes.shape[0]
         if num_gts == 0:
-            return YOLOV1AssignResult(gt_inds, ious, cls_targets)
+            return YOLOV1AssignResult(gt_inds, ious, cls_targets, ignored)
 
         gt_bboxes = gt_bboxes.to(pred_bboxes)
         centres = (gt_bboxes[:, :2] + gt_bboxes[:, 2:]) / 2
@@ -91,4 +104,4 @@ class YOLOV1Assigner:
         cls_targets.index_put_((cell[done], labels[done]), pair_iou.new_ones(int(done.sum())),
                                accumulate=True)
         cls_targets /= cls_targets.sum(dim=1, keepdim=True).clamp(min=1)
-        return YOLOV1AssignResult(gt_inds, ious, cls_targets)
+        return YOLOV1AssignResult(gt_inds, ious, cls_targets, ignored)

@@ -1,0 +1,161 @@
+"""DETR's prediction head and set loss (Carion et al., ECCV 2020): a class branch (C + 1 with "no object")
+and a 3-layer box MLP on every decoder layer's output, one-to-one targets from the Hungarian matcher
+(a TASK_UTILS module), cross-entropy + L1 + GIoU losses on the last layer and, as auxiliary losses, on
+every earlier one. Denoising queries (DN-DETR), when the detector adds them, are scored against their
+own ground truth without matching.
+
+Boxes inside the head are normalised (cx, cy, w, h) relative to each image's unpadded size
+(``img_shape``); they enter and leave it as xyxy network-input pixels.
+"""
+import torch
+from mmengine.dist import all_reduce, get_world_size
+from mmengine.model import BaseModule
+from mmengine.structures import InstanceData
+from torchvision.ops import box_convert
+
+from det.models.detr import MLP, inverse_sigmoid
+from det.registry import MODELS, TASK_UTILS
+
+from .base_dense_head import build_test_cfg
+
+
+def normalised_cxcywh(bboxes: torch.Tensor, img_shape) -> torch.Tensor:
+    """xyxy input pixels ``[N, 4]`` -> (cx, cy, w, h) divided by the image's (w, h, w, h)."""
+    h, w = img_shape[:2]
+    return box_convert(bboxes.float(), 'xyxy', 'cxcywh') / bboxes.new_tensor([w, h, w, h]).float()
+
+
+@MODELS.register_module()
+class DETRHead(BaseModule):
+    """Class and box branches over decoder outputs, with DETR's set loss.
+
+    Args:
+        num_classes: C; labels ``0..C-1``, index C is "no object".
+        embed_dims: the transformer's width D.
+        num_reg_layers: layers of the box MLP (3 in the paper).
+        bg_cls_weight: cross-entropy weight of the "no object" class (0.1 in the paper).
+        matcher: TASK_UTILS config of the matcher (``HungarianMatcher`` with costs 1 / 5 / 2).
+        loss_cls / loss_bbox / loss_iou: cross-entropy, L1 on normalised (cx, cy, w, h) and GIoU on
+            normalised xyxy boxes; the box losses are normalised by the number of ground-truth boxes in
+            the batch (averaged over processes), the class loss by the sum of its weights.
+        test_cfg: ``score_thr``, ``max_per_img``, ``topk`` (candidate (query, class) pairs kept by score);
+            ``nms`` stays None (set prediction needs none).
+
+    ``forward(hidden [L, B, Q, D], references [L, B, Q, 4] or None)`` returns ``cls_logits
+    [L, B, Q, C + 1]`` and ``boxes [L, B, Q, 4]`` normalised (cx, cy, w, h): ``sigmoid(MLP(hidden))``, or,
+    with reference boxes (anchor queries), ``sigmoid(inverse_sigmoid(reference) + MLP(hidden))``.
+    """
+
+    default_test_cfg = dict(score_thr=0.0, nms=None, max_per_img=100, topk=100)
+
+    def __init__(self, num_classes: int, embed_dims: int = 256, num_reg_layers: int = 3,
+                 bg_cls_weight: float = 0.1, matcher: dict = None, loss_cls: dict = None,
+                 loss_bbox: dict = None, loss_iou: dict = None, test_cfg: dict = None, init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        self.num_classes, self.bg_cls_weight = num_classes, bg_cls_weight
+        self.cls_branch = torch.nn.Linear(embed_dims, num_classes + 1)
+        self.reg_branch = MLP(embed_dims, embed_dims, 4, num_reg_layers)
+        self.matcher = TASK_UTILS.build(
+            matcher or dict(type='HungarianMatcher', class_cost=1.0, bbox_cost=5.0, giou_cost=2.0))
+        self.loss_cls = MODELS.build(loss_cls or dict(type='CrossEntropyLoss', loss_weight=1.0))
+        self.loss_bbox = MODELS.build(loss_bbox or dict(type='L1Loss', loss_weight=5.0))
+        self.loss_iou = MODELS.build(loss_iou or dict(type='GIoULoss', loss_weight=2.0))
+        self.test_cfg = build_test_cfg(test_cfg, self.default_test_cfg)
+        if self.test_cfg['nms'] is not None:
+            raise ValueError('DETRHead predicts a set and runs no NMS; leave test_cfg nms=None')
+
+    def forward(self, hidden: torch.Tensor, references: torch.Tensor = None) -> tuple:
+        delta = self.reg_branch(hidden)
+        boxes = delta.sigmoid() if references is None else (inverse_sigmoid(references) + delta).sigmoid()
+        return self.cls_branch(hidden), boxes
+
+    def loss(self, hidden, references, data_samples: list, denoising=None) -> dict:
+        """Losses of the batch; ``data_samples[i].gt_instances`` are xyxy input pixels; ``denoising`` is the
+        detector's ``DenoisingQueriesOutput`` when its queries sit before the matching ones."""
+        cls_logits, boxes = self(hidden, references)
+        return self.loss_by_feat(cls_logits, boxes, [s.gt_instances for s in data_samples],
+                                 [s.metainfo for s in data_samples], denoising)
+
+    def loss_by_feat(self, cls_logits, boxes, batch_gt_instances: list, batch_img_metas: list,
+                     denoising=None) -> dict:
+        """``cls_logits [L, B, Q', C + 1]``, ``boxes [L, B, Q', 4]`` (Q' = P denoising + Q matching) ->
+        ``loss_cls / loss_bbox / loss_iou`` of the last layer, ``d{l}.loss_*`` of layer l < L - 1, and
+        ``loss_dn_*`` / ``d{l}.loss_dn_*`` for the denoising queries."""
+        cls_logits, boxes = cls_logits.float(), boxes.float()
+        gt_labels = [gt.labels.to(cls_logits.device) for gt in batch_gt_instances]
+        gt_boxes = [normalised_cxcywh(gt.bboxes.to(boxes.device), meta['img_shape'])
+                    for gt, meta in zip(batch_gt_instances, batch_img_metas)]
+        num_boxes = self._num_boxes(sum(len(labels) for labels in gt_labels), cls_logits.device)
+        num_dn = 0 if denoising is None else denoising.labels.shape[1]
+        losses = {}
+        num_layers = cls_logits.shape[0]
+        for layer in range(num_layers):
+            prefix = '' if layer == num_layers - 1 else f'd{layer}.'
+            terms = self._matching_loss(cls_logits[layer, :, num_dn:], boxes[layer, :, num_dn:], gt_labels,
+                                        gt_boxes, num_boxes)
+            if denoising is not None:
+                terms.update(self._denoising_loss(cls_logits[layer, :, :num_dn], boxes[layer, :, :num_dn],
+                                                  denoising, num_boxes))
+            losses.update({prefix + name: value for name, value in terms.items()})
+        return losses
+
+    @staticmethod
+    def _num_boxes(count: int, device) -> float:
+        """Ground-truth boxes per process, averaged over processes, at least 1 (the reference's
+        normaliser of the box losses)."""
+        count = torch.tensor(float(count), device=device)
+        if get_world_size() > 1:
+            all_reduce(count, op='mean')
+        return max(count.item(), 1.0)
+
+    def _matching_loss(self, cls_logits, boxes, gt_labels, gt_boxes, num_boxes) -> dict:
+        """One layer's matching queries: ``cls_logits [B, Q, C + 1]``, ``boxes [B, Q, 4]``."""
+        matches = self.matcher(cls_logits.detach(), boxes.detach(), gt_labels, gt_boxes)
+        batch_idx = torch.cat([torch.full_like(q, b) for b, (q, _) in enumerate(matches)])
+        query_idx = torch.cat([q for q, _ in matches])
+        labels = torch.full(cls_logits.shape[:2], self.num_classes, dtype=torch.long,
+                            device=cls_logits.device)
+        labels[batch_idx, query_idx] = torch.cat([gt_labels[b][g] for b, (_, g) in enumerate(matches)])
+        weights = torch.where(labels == self.num_classes, self.bg_cls_weight, 1.0)
+        matched = boxes[batch_idx, query_idx]
+        targets = torch.cat([gt_boxes[b][g] for b, (_, g) in enumerate(matches)]).reshape(-1, 4)
+        return dict(loss_cls=self.loss_cls(cls_logits.flatten(0, 1), labels.flatten(),
+                                           weight=weights.flatten()),
+                    **self._box_losses(matched, targets, num_boxes))
+
+    def _denoising_loss(self, cls_logits, boxes, denoising, num_boxes) -> dict:
+        """Denoising queries reconstruct their own ground truth (no matching); normalised per group."""
+        valid = denoising.valid
+        losses = self._box_losses(boxes[valid], denoising.targets[valid], num_boxes * denoising.num_groups)
+        return dict(loss_dn_cls=self.loss_cls(cls_logits[valid], denoising.labels[valid]),
+                    **{name.replace('loss_', 'loss_dn_'): value for name, value in losses.items()})
+
+    def _box_losses(self, pred, target, num_boxes) -> dict:
+        """L1 on normalised (cx, cy, w, h) and GIoU on normalised xyxy of paired ``[M, 4]`` boxes."""
+        return dict(loss_bbox=self.loss_bbox(pred, target, avg_factor=num_boxes),
+                    loss_iou=self.loss_iou(box_convert(pred, 'cxcywh', 'xyxy'),
+                                           box_convert(target, 'cxcywh', 'xyxy'), avg_factor=num_boxes))
+
+    @torch.no_grad()
+    def predict(self, hidden, references, data_samples: list) -> list:
+        """One ``InstanceData(bboxes [K, 4] xyxy input pixels, scores [K], labels [K])`` per image, best
+        first, from the last decoder layer."""
+        cls_logits, boxes = self(hidden[-1:], None if references is None else references[-1:])
+        return self.predict_by_feat(cls_logits[-1], boxes[-1], [s.metainfo for s in data_samples])
+
+    def predict_by_feat(self, cls_logits, boxes, batch_img_metas: list) -> list:
+        """``cls_logits [B, Q, C + 1]``, ``boxes [B, Q, 4]`` -> detections. Every (query, class) pair is a
+        candidate scored by the softmax probability of the class; the ``topk`` best above ``score_thr``
+        are kept, at most ``max_per_img``."""
+        cfg = self.test_cfg
+        scores = cls_logits.float().softmax(-1)[..., :-1]
+        results = []
+        for img_scores, img_boxes, meta in zip(scores, boxes.float(), batch_img_metas):
+            flat, order = img_scores.flatten().topk(min(cfg['topk'], cfg['max_per_img'], img_scores.numel()))
+            keep = flat > cfg['score_thr']
+            flat, order = flat[keep], order[keep]
+            h, w = meta['img_shape'][:2]
+            xyxy = box_convert(img_boxes[order // self.num_classes], 'cxcywh', 'xyxy')
+            results.append(InstanceData(bboxes=xyxy * xyxy.new_tensor([w, h, w, h]), scores=flat,
+                                        labels=order % self.num_classes))
+        return results

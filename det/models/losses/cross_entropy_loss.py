@@ -1,0 +1,31 @@
+"""Softmax cross-entropy with an explicit per-sample weight, normaliser and loss weight."""
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from det.registry import MODELS
+
+
+@MODELS.register_module()
+class CrossEntropyLoss(nn.Module):
+    """``loss_weight * sum(weight * CE(pred, target)) / avg_factor``.
+
+    ``pred`` ``[N, K]`` logits, ``target`` long ``[N]`` in ``0..K-1``, ``weight`` ``[N]`` (e.g. DETR's 0.1
+    for "no object"). Without ``avg_factor`` the normaliser is ``sum(weight)`` (the weighted mean of
+    ``F.cross_entropy(..., weight=class_weight)``), or N without weights.
+    """
+
+    def __init__(self, loss_weight: float = 1.0):
+        super().__init__()
+        self.loss_weight = loss_weight
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, weight=None, avg_factor=None) -> torch.Tensor:
+        if pred.dim() != 2 or target.shape != pred.shape[:1]:
+            raise ValueError(f'pred must be [N, K] and target [N], got {tuple(pred.shape)} and '
+                             f'{tuple(target.shape)}')
+        loss = F.cross_entropy(pred.float(), target, reduction='none')
+        if weight is not None:
+            loss = loss * weight
+        if avg_factor is None:
+            avg_factor = weight.sum() if weight is not None else max(1, loss.numel())
+        return self.loss_weight * loss.sum() / avg_factor

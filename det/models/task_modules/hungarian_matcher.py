@@ -1,0 +1,73 @@
+"""DETR's bipartite matching (Carion et al., ECCV 2020, sec. 3.1): every ground-truth box gets exactly one
+query, the one-to-one assignment of least total cost, found by ``scipy.optimize.linear_sum_assignment``."""
+import torch
+from scipy.optimize import linear_sum_assignment
+from torchvision.ops import box_convert, generalized_box_iou
+
+from det.registry import TASK_UTILS
+
+
+@TASK_UTILS.register_module()
+class HungarianMatcher:
+    """Matches queries to ground truths by ``class_cost * C_cls + bbox_cost * C_L1 + giou_cost * C_giou``.
+
+    - ``C_cls = -softmax(logits)[label]`` (the paper's probability, not the log-probability, so the class
+      term is on the same scale as the box terms);
+    - ``C_L1`` the L1 distance of normalised (cx, cy, w, h) boxes;
+    - ``C_giou = -GIoU`` of the same boxes as xyxy (normalised, as the reference).
+
+    The cost matrices of the whole batch come from one ``[B*Q, sum(G_i)]`` computation; the assignment runs
+    per image on CPU. An image without ground truth matches nothing; more ground truths than queries is an
+    error (some object could not be predicted). Defaults are the paper's weights (1, 5, 2).
+    """
+
+    def __init__(self, class_cost: float = 1.0, bbox_cost: float = 5.0, giou_cost: float = 2.0):
+        if class_cost == 0 and bbox_cost == 0 and giou_cost == 0:
+            raise ValueError('HungarianMatcher needs at least one non-zero cost weight')
+        self.class_cost, self.bbox_cost, self.giou_cost = class_cost, bbox_cost, giou_cost
+
+    @torch.no_grad()
+    def __call__(self, cls_logits: torch.Tensor, pred_boxes: torch.Tensor, gt_labels: list,
+                 gt_boxes: list) -> list:
+        """Args:
+            cls_logits: ``[B, Q, C + 1]`` class logits, the last class being "no object".
+            pred_boxes: ``[B, Q, 4]`` normalised (cx, cy, w, h) in [0, 1].
+            gt_labels: ``B`` long tensors ``[G_i]`` in ``0..C-1``.
+            gt_boxes: ``B`` tensors ``[G_i, 4]`` normalised (cx, cy, w, h).
+
+        Returns:
+            ``B`` pairs ``(query_inds, gt_inds)`` of long tensors ``[min(Q, G_i)]`` on ``cls_logits``'s
+            device, sorted by query index: query ``query_inds[k]`` predicts ground truth ``gt_inds[k]``.
+        """
+        batch, num_queries = cls_logits.shape[:2]
+        if len(gt_labels) != batch or len(gt_boxes) != batch:
+            raise ValueError(f'{batch} images of predictions but {len(gt_labels)} label and '
+                             f'{len(gt_boxes)} box lists')
+        sizes = [len(labels) for labels in gt_labels]
+        too_many = [(i, n) for i, n in enumerate(sizes) if n > num_queries]
+        if too_many:
+            raise ValueError(f'images (index, boxes) {too_many} hold more ground-truth boxes than the '
+                             f'{num_queries} queries; raise num_queries to at least {max(sizes)}')
+        device = cls_logits.device
+        empty = torch.empty(0, dtype=torch.long, device=device)
+        if sum(sizes) == 0:
+            return [(empty, empty) for _ in range(batch)]
+
+        prob = cls_logits.flatten(0, 1).float().softmax(-1)                       # [B*Q, C+1]
+        boxes = pred_boxes.flatten(0, 1).float()                                  # [B*Q, 4]
+        labels = torch.cat(list(gt_labels)).to(device)
+        targets = torch.cat(list(gt_boxes)).to(device=device, dtype=boxes.dtype)  # [G, 4]
+        cost = (self.class_cost * -prob[:, labels]
+                + self.bbox_cost * torch.cdist(boxes, targets, p=1)
+                - self.giou_cost * generalized_box_iou(box_convert(boxes, 'cxcywh', 'xyxy'),
+                                                       box_convert(targets, 'cxcywh', 'xyxy')))
+        if not torch.isfinite(cost).all():
+            raise ValueError('the matching cost holds NaN or inf: predictions or ground-truth boxes are '
+                             'not finite (normalised cx, cy, w, h expected)')
+        cost = cost.view(batch, num_queries, -1).cpu()
+        matches = []
+        for i, block in enumerate(cost.split(sizes, dim=-1)):
+            rows, cols = linear_sum_assignment(block[i].numpy())
+            matches.append((torch.as_tensor(rows, dtype=torch.long, device=device),
+                            torch.as_tensor(cols, dtype=torch.long, device=device)))
+        return matches

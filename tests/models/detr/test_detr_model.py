@@ -1,0 +1,37 @@
+"""The DETR detector's build-time checks and the frozen-BatchNorm ResNet it uses (by name in a config)."""
+import pytest
+import torch
+from torchvision.ops import FrozenBatchNorm2d
+
+from det.models.detr import SinePositionalEncoding
+from det.registry import MODELS
+
+
+def test_torchvision_backbone_frozen_batchnorm_by_name():
+    backbone = MODELS.build(dict(type='TorchvisionBackbone', name='resnet18', out_indices=(3,),
+                                 norm_layer='FrozenBatchNorm2d'))
+    norms = [m for m in backbone.modules() if isinstance(m, (FrozenBatchNorm2d, torch.nn.BatchNorm2d))]
+    assert norms and all(isinstance(m, FrozenBatchNorm2d) for m in norms)
+    plain = MODELS.build(dict(type='TorchvisionBackbone', name='resnet18', out_indices=(3,)))
+    bn_params = sum(2 * m.num_features for m in plain.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    removed = sum(p.numel() for p in plain.parameters()) - sum(p.numel() for p in backbone.parameters())
+    assert removed == bn_params
+    with pytest.raises(ValueError, match='not a class of torchvision.ops or torch.nn'):
+        MODELS.build(dict(type='TorchvisionBackbone', name='resnet18', norm_layer='NoSuchNorm'))
+
+
+def test_bad_query_type_is_an_error():
+    with pytest.raises(ValueError, match="query_type must be one of"):
+        MODELS.build(dict(type='DETR', backbone=dict(type='MobileNetV2', widen_factor=0.35, out_indices=(4,)),
+                          head=dict(type='DETRHead', num_classes=2), query_type='boxes'))
+
+
+def test_positional_encoding_counts_valid_pixels_only():
+    """A padded map encodes its valid region as the unpadded map does (normalised positions)."""
+    encoding = SinePositionalEncoding(num_feats=8)
+    full = encoding(torch.zeros(1, 3, 4, dtype=torch.bool))
+    padded_mask = torch.ones(1, 5, 7, dtype=torch.bool)
+    padded_mask[:, :3, :4] = False
+    padded = encoding(padded_mask)
+    torch.testing.assert_close(padded[..., :3, :4], full)
+    assert full.shape == (1, 16, 3, 4)

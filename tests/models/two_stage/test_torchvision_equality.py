@@ -1,0 +1,164 @@
+"""det's Faster R-CNN config against torchvision's ``fasterrcnn_mobilenet_v3_large_320_fpn``: the same
+random weights (torchvision's state dict converted into det's model) give the same proposals and
+detections in eval mode and the same RPN and RoI losses in training, with both samplers drawing from
+torch's generator seeded identically.
+
+torchvision's model is run part by part (backbone -> rpn -> roi_heads on an ``ImageList``), which is its
+``forward`` without ``GeneralizedRCNNTransform``: det normalises in its data preprocessor, so both get
+the same already-normalised 320x320 batch (no resize, no padding, identity box rescaling)."""
+from collections import OrderedDict
+from pathlib import Path
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import DefaultScope
+from mmengine.structures import InstanceData
+from scipy.optimize import linear_sum_assignment
+from torch import nn
+from torchvision.models.detection import fasterrcnn_mobilenet_v3_large_320_fpn
+from torchvision.models.detection.image_list import ImageList
+
+import det.models  # noqa: F401  (registers the modules)
+from det.registry import MODELS
+from det.structures import DetDataSample
+
+CONFIG = Path(__file__).resolve().parents[3] / 'configs/faster_rcnn_mobilenetv3_fpn_320_shapes.py'
+NUM_CLASSES = 5
+SIZE = 320
+
+
+def convert_faster_rcnn(tv_state: dict, num_classes: int) -> OrderedDict:
+    """torchvision Faster R-CNN (MobileNetV3-FPN) keys -> det's TwoStageDetector keys.
+
+    torchvision's class 0 is the background and ``box_predictor`` has 4 deltas for it; det puts the
+    background last among the logits and has deltas for the C real classes only."""
+    out = OrderedDict()
+    for key, value in tv_state.items():
+        if key.startswith('backbone.body.'):
+            out['backbone.body.features.' + key[len('backbone.body.'):]] = value
+        elif key.startswith('backbone.fpn.'):
+            kind, level, _, param = key[len('backbone.fpn.'):].split('.')
+            name = {'inner_blocks': 'lateral_convs', 'layer_blocks': 'output_convs'}[kind]
+            out[f'neck.{name}.{level}.{param}'] = value
+        elif key.startswith('rpn.head.'):
+            part = key[len('rpn.head.'):]
+            name = {'conv': 'rpn_conv', 'cls_logits': 'rpn_cls', 'bbox_pred': 'rpn_reg'}[part.split('.')[0]]
+            out[f'rpn_head.{name}.{part.split(".")[-1]}'] = value
+        elif key.startswith('roi_heads.box_head.'):
+            layer, param = key[len('roi_heads.box_head.'):].split('.')
+            out[f'roi_head.fcs.{ {"fc6": 0, "fc7": 1}[layer] }.{param}'] = value
+        elif key.startswith('roi_heads.box_predictor.cls_score.'):
+            order = list(range(1, num_classes + 1)) + [0]
+            out['roi_head.fc_cls.' + key.split('.')[-1]] = value[order]
+        elif key.startswith('roi_heads.box_predictor.bbox_pred.'):
+            out['roi_head.fc_reg.' + key.split('.')[-1]] = value[4:]
+        else:
+            raise KeyError(f'unexpected torchvision key {key}')
+    return out
+
+
+@pytest.fixture(scope='module')
+def models():
+    torch.manual_seed(0)
+    tv = fasterrcnn_mobilenet_v3_large_320_fpn(weights=None, weights_backbone=None,
+                                               num_classes=NUM_CLASSES + 1)
+    # Random but non-trivial BatchNorm statistics and affine parameters, so eval mode is tested too.
+    for module in tv.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.1, 0.1)
+            module.running_var.uniform_(0.5, 1.5)
+            nn.init.uniform_(module.weight, 0.5, 1.5)
+            nn.init.uniform_(module.bias, -0.1, 0.1)
+    # Positive first-layer biases keep the box head's ReLUs from zeroing every RoI's feature, which
+    # would give many RoIs the same (bias-only) scores and make the detection order a matter of ties.
+    for fc in (tv.roi_heads.box_head.fc6, tv.roi_heads.box_head.fc7):
+        nn.init.uniform_(fc.bias, 0.0, 0.1)
+    # Spread scores and proposals apart: with torchvision's small init many RoIs differ in the last
+    # bits only, and which of two such near-twins NMS keeps then depends on summation order.
+    nn.init.normal_(tv.roi_heads.box_predictor.cls_score.weight, std=1.0)
+    for conv in (tv.rpn.head.cls_logits, tv.rpn.head.bbox_pred):
+        nn.init.normal_(conv.weight, std=0.1)
+    cfg = Config.fromfile(str(CONFIG))
+    with DefaultScope.overwrite_default_scope('det'):
+        ours = MODELS.build(cfg.model)
+    # torchvision's detection builds its backbone with plain nn.BatchNorm2d (eps 1e-5, momentum 0.1);
+    # det's config keeps mobilenet_v3_large's own (eps 1e-3, momentum 0.01) for training from scratch.
+    for module in ours.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.eps, module.momentum = 1e-5, 0.1
+    missing = ours.load_state_dict(convert_faster_rcnn(tv.state_dict(), NUM_CLASSES), strict=True)
+    assert not missing.missing_keys and not missing.unexpected_keys
+    return tv, ours
+
+
+def _batch():
+    """Two normalised 320x320 random images with boxes; the second has none."""
+    images = torch.randn(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
+    gts = [(torch.tensor([[20., 30., 120., 150.], [200., 40., 300., 100.], [60., 200., 110., 310.]]),
+            torch.tensor([0, 3, 4])),
+           (torch.zeros(0, 4), torch.zeros(0, dtype=torch.long))]
+    samples = []
+    for bboxes, labels in gts:
+        sample = DetDataSample(metainfo=dict(img_shape=(SIZE, SIZE), ori_shape=(SIZE, SIZE),
+                                             scale_factor=(1.0, 1.0), batch_input_shape=(SIZE, SIZE)))
+        sample.gt_instances = InstanceData(bboxes=bboxes, labels=labels)
+        samples.append(sample)
+    targets = [dict(boxes=b, labels=lab + 1) for b, lab in gts]  # torchvision: 0 is the background
+    return images, samples, targets
+
+
+def test_eval_proposals_and_detections_match(models):
+    tv, ours = models
+    tv.eval()
+    ours.eval()
+    images, samples, _ = _batch()
+    image_list = ImageList(images, [(SIZE, SIZE)] * len(images))
+    with torch.no_grad():
+        feats = tv.backbone(images)
+        tv_props, _ = tv.rpn(image_list, feats)
+        tv_dets, _ = tv.roi_heads(feats, tv_props, image_list.image_sizes)
+        props, _, _ = ours.proposals_and_feats(images, [s.metainfo for s in samples])
+        dets = ours.predict_in_input_pixels(images, samples)
+    for tv_p, p in zip(tv_props, props):
+        assert len(p.bboxes) == len(tv_p) > 50
+        torch.testing.assert_close(p.bboxes, tv_p, atol=1e-3, rtol=0)
+    for tv_d, d in zip(tv_dets, dets):
+        assert len(d.bboxes) == len(tv_d['boxes']) > 10
+        # Scores equal to the last bits (det's background logit is last, torchvision's first, so the
+        # softmax sums in another order) may swap places, so detections are paired by label and box
+        # (scipy's assignment), then compared.
+        cost = torch.cdist(d.bboxes, tv_d['boxes'], p=float('inf'))
+        cost[(d.labels[:, None] + 1) != tv_d['labels'][None]] = 1e9
+        rows, cols = linear_sum_assignment(cost.numpy())
+        torch.testing.assert_close(d.bboxes[rows], tv_d['boxes'][cols], atol=1e-3, rtol=0)
+        torch.testing.assert_close(d.scores[rows], tv_d['scores'][cols], atol=1e-5, rtol=0)
+        assert torch.equal(d.labels[rows] + 1, tv_d['labels'][cols])
+        torch.testing.assert_close(d.scores, tv_d['scores'], atol=1e-5, rtol=0)  # same ranking
+
+
+def test_training_losses_match(models):
+    tv, ours = models
+    tv.train()
+    ours.train()
+    images, samples, targets = _batch()
+    image_list = ImageList(images, [(SIZE, SIZE)] * len(images))
+    torch.manual_seed(123)  # the RPN's then the RoI head's samplers draw from it, in the same order
+    feats = tv.backbone(images)
+    tv_props, rpn_losses = tv.rpn(image_list, feats, targets)
+    _, roi_losses = tv.roi_heads(feats, tv_props, image_list.image_sizes, targets)
+    torch.manual_seed(123)
+    losses = ours.loss(images, samples)
+    expected = dict(loss_rpn_cls=rpn_losses['loss_objectness'], loss_rpn_bbox=rpn_losses['loss_rpn_box_reg'],
+                    loss_cls=roi_losses['loss_classifier'], loss_bbox=roi_losses['loss_box_reg'])
+    assert set(losses) == set(expected)
+    for key, value in expected.items():
+        assert value > 0, key
+        torch.testing.assert_close(losses[key], value, atol=1e-4, rtol=0, msg=key)
+    # Gradients agree too (a last check that the same anchors and RoIs were sampled).
+    sum(losses.values()).backward()
+    sum(expected.values()).backward()
+    torch.testing.assert_close(ours.rpn_head.rpn_reg.weight.grad, tv.rpn.head.bbox_pred.weight.grad,
+                               atol=1e-5, rtol=1e-3)
+    torch.testing.assert_close(ours.roi_head.fcs[0].weight.grad, tv.roi_heads.box_head.fc6.weight.grad,
+                               atol=1e-5, rtol=1e-3)
