@@ -7,7 +7,8 @@ _base_ = ['_base_/default_runtime.py', '_base_/datasets/shapes_320.py',
 model = dict(
     type='SingleStageDetector',
     data_preprocessor=dict(type='DetDataPreprocessor', mean=(123.675, 116.28, 103.53),
-                           std=(58.395, 57.12, 57.375), bgr_to_rgb=True, pad_size_divisor=32),
+                           std=(58.395, 57.12, 57.375), bgr_to_rgb=True, pad_size_divisor=32,
+                           channels_last=True),
     backbone=dict(type='MobileNetV2', widen_factor=0.5, out_indices=(2, 3, 4)),
     # Reads the finest FPN level only, so only its output conv is built (every parameter trains).
     neck=dict(type='FPN', out_channels=96, out_indices=(0,)),
@@ -24,3 +25,8 @@ model = dict(
               loss_cls=dict(type='MSELoss', loss_weight=1.0),
               test_cfg=dict(score_thr=0.01, nms=dict(iou_thr=0.5), max_per_img=100, topk=1000)),
 )
+
+# bf16 autocast (AVX-512 / AMX CPUs) + channels-last: the main job in 0.65x the fp32 NCHW time on a
+# 2-core CPU at the same accuracy (README). Weights, gradients and optimizer state stay fp32. On a GPU
+# use --amp (fp16 with loss scaling) instead.
+optim_wrapper = dict(type='AutocastOptimWrapper')  # dtype bfloat16 by default
