@@ -10,16 +10,17 @@ import os.path as osp
 from pathlib import Path
 
 import numpy as np
-import torch
 from mmengine.config import Config
 
 from det.datasets.transforms import LoadImageFromFile, build_pipeline
 from det.engine import check_checkpoint_matches
 from det.inference.views import image_results, run_packed, split_test_pipeline
+from det.models.utils import fuse_conv_bn
 from det.registry import DATASETS, MODELS
 
 
-def init_detector(config, checkpoint: str = None, device: str = 'cpu', cfg_options: dict = None):
+def init_detector(config, checkpoint: str = None, device: str = 'cpu', cfg_options: dict = None,
+                  fuse: bool = True):
     """A detector in eval mode on ``device``, with ``model.cfg`` (the config, whose test pipeline
     :func:`inference_detector` runs) and ``model.dataset_meta`` (``classes``, ...).
 
@@ -29,6 +30,9 @@ def init_detector(config, checkpoint: str = None, device: str = 'cpu', cfg_optio
             ``torch.load(weights_only=True)``; one saved from another model is refused with the differing
             parameter names. None keeps the random initialisation.
         cfg_options: overrides merged into the config, as ``--cfg-options`` does.
+        fuse: fold each BatchNorm into the convolution before it (:func:`det.models.utils.fuse_conv_bn`):
+            same outputs within float rounding, one op per Conv-BN pair at inference. The returned model
+            can then no longer be trained; pass False to keep the BatchNorms.
     """
     if isinstance(config, (str, Path)):
         if not osp.isfile(config):
@@ -43,13 +47,15 @@ def init_detector(config, checkpoint: str = None, device: str = 'cpu', cfg_optio
     model = MODELS.build(config.model)
     dataset_meta = None
     if checkpoint is not None:
-        check_checkpoint_matches(model, checkpoint)
-        saved = torch.load(checkpoint, map_location='cpu', weights_only=True)
+        saved = check_checkpoint_matches(model, checkpoint)
         model.load_state_dict(saved.get('state_dict', saved))
         dataset_meta = saved.get('meta', {}).get('dataset_meta')
     model.cfg = config
     model.dataset_meta = dict(dataset_meta or _config_dataset_meta(config))
-    return model.to(device).eval()
+    model.eval()
+    if fuse:
+        fuse_conv_bn(model)
+    return model.to(device)
 
 
 def _config_dataset_meta(cfg: Config) -> dict:

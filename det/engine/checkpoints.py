@@ -50,10 +50,11 @@ def load_checkpoint_safely(path: str):
             f'which executes the pickled code in it: only do so for a file you trust.') from error
 
 
-def check_checkpoint_matches(model, path: str) -> None:
+def check_checkpoint_matches(model, path: str) -> dict:
     """Raise a clear ``ValueError`` when the checkpoint at ``path`` was saved from another model:
     parameter names or shapes that differ from ``model``'s (an ``nn.Module``, possibly wrapped).
-    The file is read with torch's safe loader (``weights_only=True``, see :func:`load_checkpoint_safely`)."""
+    The file is read with torch's safe loader (``weights_only=True``, see :func:`load_checkpoint_safely`);
+    returns what it read, so that a caller that loads the weights reads the file once."""
     checkpoint = load_checkpoint_safely(path)
     saved = checkpoint.get('state_dict', checkpoint) if isinstance(checkpoint, dict) else None
     if not isinstance(saved, dict):
@@ -75,3 +76,4 @@ def check_checkpoint_matches(model, path: str) -> None:
             problems.append('shape differs: ' + head(
                 [f'{k} {tuple(saved[k].shape)} vs {tuple(own[k].shape)}' for k in wrong_shape]))
         raise ValueError(f'checkpoint {path} was not saved from this model ({"; ".join(problems)})')
+    return checkpoint

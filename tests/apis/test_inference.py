@@ -29,13 +29,26 @@ def assert_same_predictions(a, b, atol=1e-4):
 
 
 def test_init_detector_loads_the_checkpoint(experiment):
-    _, checkpoint, model, _ = experiment
+    config, checkpoint, _, _ = experiment
+    model = init_detector(config, checkpoint, fuse=False)
     saved = torch.load(checkpoint, weights_only=True)
     assert not model.training
     assert model.state_dict().keys() == saved['state_dict'].keys()
     for key, value in saved['state_dict'].items():
         torch.testing.assert_close(model.state_dict()[key], value, rtol=0, atol=0, msg=key)
     assert model.dataset_meta['classes'] == saved['meta']['dataset_meta']['classes']
+
+
+def test_fused_detector_predicts_what_the_unfused_one_does(experiment):
+    config, checkpoint, fused, dataset = experiment
+    unfused = init_detector(config, checkpoint, fuse=False)
+    def count_bn(model):
+        return sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    assert count_bn(fused) < count_bn(unfused)
+    paths = [dataset[i]['data_samples'].img_path for i in range(len(dataset))]
+    for a, b in zip(inference_detector(fused, paths), inference_detector(unfused, paths)):
+        assert len(b.pred_instances) > 0
+        assert_same_predictions(a, b, atol=1e-3)
 
 
 def test_init_detector_refuses_another_models_checkpoint(experiment, tmp_path):

@@ -46,7 +46,7 @@ TWO_STAGE = [c for c in CONFIGS if _model_type(c) == 'TwoStageDetector']
 def _random_checkpoint(config: Path, tmp_path: Path) -> Path:
     torch.manual_seed(0)
     checkpoint = tmp_path / 'model.pth'
-    torch.save({'state_dict': init_detector(config).state_dict(),
+    torch.save({'state_dict': init_detector(config, fuse=False).state_dict(),
                 'meta': {'dataset_meta': {'classes': ('a', 'b')}}}, checkpoint)
     return checkpoint
 
@@ -124,7 +124,7 @@ def test_onnxruntime_matches_pytorch(config: Path, tmp_path):
 def test_shape_must_be_a_multiple_of_the_pad_divisor(tmp_path):
     config = REPO / 'configs/yolov1_mobilenetv2_fpn_320_shapes.py'
     checkpoint = tmp_path / 'model.pth'
-    torch.save({'state_dict': init_detector(config).state_dict()}, checkpoint)
+    torch.save({'state_dict': init_detector(config, fuse=False).state_dict()}, checkpoint)
     with pytest.raises(SystemExit, match='multiples of 32'):
         export_onnx.main([str(config), str(checkpoint), '--out', str(tmp_path / 'x.onnx'),
                           '--shape', '250', '320'])
