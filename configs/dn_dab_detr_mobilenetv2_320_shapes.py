@@ -13,7 +13,8 @@ _base_ = ['_base_/default_runtime.py', '_base_/datasets/shapes_320.py',
 model = dict(
     type='DETR',
     data_preprocessor=dict(type='DetDataPreprocessor', mean=(123.675, 116.28, 103.53),
-                           std=(58.395, 57.12, 57.375), bgr_to_rgb=True, pad_size_divisor=32),
+                           std=(58.395, 57.12, 57.375), bgr_to_rgb=True, pad_size_divisor=32,
+                           channels_last=True),
     backbone=dict(type='MobileNetV2', widen_factor=0.5, out_indices=(3,)),
     num_queries=100,
     embed_dims=128,
@@ -29,6 +30,8 @@ model = dict(
               loss_iou=dict(type='GIoULoss', loss_weight=2.0),
               test_cfg=dict(score_thr=0.0, nms=None, max_per_img=100, topk=100)),
 )
-optim_wrapper = dict(optimizer=dict(type='AdamW', lr=5e-4, weight_decay=1e-4),
-                     clip_grad=dict(max_norm=0.1, norm_type=2),
-                     paramwise_cfg=dict(custom_keys={'backbone': dict(lr_mult=0.1)}))
+# The paper trains its backbone at 0.1x the learning rate to protect ImageNet weights; this one starts
+# from scratch and trains at the full rate (at 0.1x no variant detected anything after 250 steps).
+optim_wrapper = dict(type='AutocastOptimWrapper',  # bf16 + channels-last, as the main job
+                     optimizer=dict(type='AdamW', lr=5e-4, weight_decay=1e-4),
+                     clip_grad=dict(max_norm=0.1, norm_type=2))

@@ -155,7 +155,7 @@ class DETR(BaseDetector):
         hidden, references = self.decoder(content, memory, memory_pos, padding, query_pos=query_pos,
                                           self_attn_mask=attn_mask, reference=reference,
                                           pos_from_reference=self._box_queries,
-                                          refine=self.head.reg_branch)
+                                          refine=self.head.box_delta)
         return hidden, references, dn
 
     def loss(self, inputs, data_samples):

@@ -64,8 +64,14 @@ class DETRHead(BaseModule):
         if self.test_cfg['nms'] is not None:
             raise ValueError('DETRHead predicts a set and runs no NMS; leave test_cfg nms=None')
 
+    def box_delta(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The box MLP in fp32, also under bf16 autocast: bf16's 8-bit mantissa would round normalised
+        coordinates (and each layer's refinement of them) by up to 1/256 of the image."""
+        with torch.autocast(hidden.device.type, enabled=False):
+            return self.reg_branch(hidden.float())
+
     def forward(self, hidden: torch.Tensor, references: torch.Tensor = None) -> tuple:
-        delta = self.reg_branch(hidden)
+        delta = self.box_delta(hidden)
         boxes = delta.sigmoid() if references is None else (inverse_sigmoid(references) + delta).sigmoid()
         return self.cls_branch(hidden), boxes
 
