@@ -11,12 +11,15 @@ _base_ = ['_base_/default_runtime.py', '_base_/datasets/shapes_320.py',
 model = dict(
     type='TwoStageDetector',
     data_preprocessor=dict(type='DetDataPreprocessor', mean=(123.675, 116.28, 103.53),
-                           std=(58.395, 57.12, 57.375), bgr_to_rgb=True, pad_size_divisor=32),
+                           std=(58.395, 57.12, 57.375), bgr_to_rgb=True, pad_size_divisor=32,
+                           channels_last=True),
     backbone=dict(type='SNet', arch='snet49', out_indices=(3, 4)),
     neck=dict(type='CEM', alpha=5, pool_size=7),
     rpn_head=dict(
         type='RPNHead', feat_channels=256, depthwise_kernel=5,
-        anchor_generator=dict(type='AnchorGenerator', sizes=[32, 64, 128, 256, 512],
+        # The paper's 25 anchors at half its sizes (COCO's 32-512 -> 16-256): the shapes data's
+        # objects are 8-128 px at 320x320; BCCD's config keeps the paper's sizes.
+        anchor_generator=dict(type='AnchorGenerator', sizes=[16, 32, 64, 128, 256],
                               ratios=[0.5, 0.75, 1.0, 4 / 3, 2.0]),
         assigner=dict(type='MaxIoUAssigner', pos_iou_thr=0.7, neg_iou_thr=0.3, match_low_quality=True),
         sampler=dict(type='RandomSampler', num=256, pos_fraction=0.5),
@@ -38,3 +41,12 @@ model = dict(
         loss_bbox=dict(type='SmoothL1Loss', beta=1 / 9, loss_weight=1.0),
         test_cfg=dict(score_thr=0.05, nms=dict(iou_thr=0.5), max_per_img=100, topk=None)),
 )
+
+# bf16 autocast + channels-last as the main job, and 3 epochs so that training fits the main job's
+# budget (SNet146: 9 min 46 s against 12 min on the same machine, README).
+optim_wrapper = dict(type='AutocastOptimWrapper')
+train_cfg = dict(max_epochs=3)
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100),
+    dict(type='CosineAnnealingLR', by_epoch=True, begin=0, end=3, T_max=3, eta_min=1e-5),
+]
