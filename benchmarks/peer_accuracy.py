@@ -18,7 +18,9 @@ or the built-in shapes data, under any dataset wrapper) are the data of both run
    is printed: AP, AP50, AP75, every size tier, images seen in training.
 
 The two trainings run one after the other, each alone on the machine. ``ultralytics`` is a
-benchmark-only dependency (``pip install ultralytics``); det itself never imports it.
+benchmark-only dependency (``pip install ultralytics``); det itself never imports it. ``--reuse-yolo``
+scores another det config against the YOLOv8n run already in the work dir (same data, minutes, threads
+and batch), so comparing several det configs costs one YOLOv8n training.
 """
 import argparse
 import json
@@ -43,6 +45,9 @@ def parse_args(argv=None):
     parser.add_argument('--det-options', nargs='+', default=[], metavar='K=V',
                         help='--cfg-options for det\'s training (e.g. train_cfg.max_epochs=4)')
     parser.add_argument('--yolo-batch', type=int, default=16)
+    parser.add_argument('--reuse-yolo', action='store_true',
+                        help="reuse the YOLOv8n result of an earlier run in --work-dir with the same data, "
+                             "minutes, threads and batch (yolo_run.json) instead of training it again")
     parser.add_argument('--yolo-worker', help=argparse.SUPPRESS)  # internal: run the YOLOv8n part
     return parser.parse_args(argv)
 
@@ -131,19 +136,20 @@ def images_seen_det(work_dir: Path, batch_size: int) -> int:
 
 
 def run_det(args, cfg, work: Path, env) -> dict:
-    det_dir = work / 'det'
+    name = 'det_' + Path(args.config).stem  # one folder per config: several can share a YOLOv8n run
+    det_dir, log = work / name, work / f'{name}_train.log'
     opts = ['--cfg-options', *args.det_options] if args.det_options else []
     cmd = [sys.executable, 'tools/train.py', args.config, '--work-dir', str(det_dir), *opts]
-    seconds = run_with_budget(cmd, args.minutes, work / 'det_train.log', env)
+    seconds = run_with_budget(cmd, args.minutes, log, env)
     ckpts = sorted(det_dir.glob('epoch_*.pth'), key=lambda p: int(p.stem.split('_')[1]))
     if not ckpts:
-        sys.exit(f'error: det finished no epoch in {args.minutes} min (see {work / "det_train.log"}); '
+        sys.exit(f'error: det finished no epoch in {args.minutes} min (see {log}); '
                  'give more minutes or a smaller dataset')
-    out = work / 'det_dets.json'
+    out = work / f'{name}_dets.json'
     subprocess.run([sys.executable, 'tools/test.py', args.config, str(ckpts[-1]), '--out', str(out),
-                    '--work-dir', str(work / 'det_test'), *opts], cwd=REPO, env=env, check=True,
+                    '--work-dir', str(work / f'{name}_test'), *opts], cwd=REPO, env=env, check=True,
                    stdout=subprocess.DEVNULL)
-    return dict(dets=out, gt_json=out.with_name('det_dets.gt.json'), seconds=seconds,
+    return dict(dets=out, gt_json=out.with_suffix('.gt.json'), seconds=seconds,
                 images=images_seen_det(det_dir, cfg.train_dataloader.batch_size),
                 epochs=int(ckpts[-1].stem.split('_')[1]))
 
@@ -189,6 +195,13 @@ def run_yolo(args, cfg, train, val, gt: dict, cat_ids: list, work: Path, env) ->
     spec = dict(yaml=str(yaml), imgsz=max(cfg.img_scale), minutes=args.minutes, batch=args.yolo_batch,
                 threads=args.threads, project=str(work), images=images, cat_ids=cat_ids,
                 out=str(work / 'yolo_dets.json'))
+    saved = work / 'yolo_run.json'
+    if args.reuse_yolo and saved.exists():
+        run = json.loads(saved.read_text())
+        if run['spec'] == spec:
+            print(f'reusing the YOLOv8n run in {saved}')
+            return run
+        print(f'not reusing {saved}: it was run with other data, minutes, threads or batch')
     spec_path = work / 'yolo_spec.json'
     spec_path.write_text(json.dumps(spec))
     start = time.time()
@@ -197,8 +210,10 @@ def run_yolo(args, cfg, train, val, gt: dict, cat_ids: list, work: Path, env) ->
                         '--yolo-worker', str(spec_path)], cwd=REPO, env=env, stdout=log,
                        stderr=subprocess.STDOUT, check=True)
     result = json.loads((work / 'yolo_dets.json').read_text())
-    return dict(dets=result['dets'], seconds=time.time() - start, epochs=result['epochs'],
-                images=result['epochs'] * len(train))
+    run = dict(dets=result['dets'], seconds=time.time() - start, epochs=result['epochs'],
+               images=result['epochs'] * len(train), spec=spec)
+    saved.write_text(json.dumps(run))
+    return run
 
 
 # ---------------------------------------------------------------------------------------------- main
@@ -248,7 +263,7 @@ def main(argv=None):
                  + [f"{result.tiers[t]['AP']:.3f}" for t in tiers]) if result else ['-'] * (3 + len(tiers))
         print('| ' + ' | '.join([name, str(run['epochs']), f"{run['images']:,}", f"{run['seconds'] / 60:.1f}",
                                  *stats]) + ' |')
-    (work / 'table.json').write_text(json.dumps(
+    (work / f'table_{Path(args.config).stem}.json').write_text(json.dumps(
         [dict(model=n, epochs=r['epochs'], images=r['images'], seconds=r['seconds'],
               metrics=res.to_dict() if res else None) for n, r, res in rows], indent=2))
 

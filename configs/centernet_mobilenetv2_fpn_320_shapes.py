@@ -7,7 +7,8 @@ _base_ = ['_base_/default_runtime.py', '_base_/datasets/shapes_320.py',
 model = dict(
     type='SingleStageDetector',
     data_preprocessor=dict(type='DetDataPreprocessor', mean=(123.675, 116.28, 103.53),
-                           std=(58.395, 57.12, 57.375), bgr_to_rgb=True, pad_size_divisor=32),
+                           std=(58.395, 57.12, 57.375), bgr_to_rgb=True, pad_size_divisor=32,
+                           channels_last=True),
     backbone=dict(type='MobileNetV2', widen_factor=0.5, out_indices=(1, 2, 3, 4)),
     # Reads the finest (stride-4) FPN level only, so only its output conv is built.
     neck=dict(type='FPN', out_channels=48, out_indices=(0,)),
@@ -17,3 +18,6 @@ model = dict(
               loss_offset=dict(type='L1Loss', loss_weight=1.0),
               test_cfg=dict(score_thr=0.0, nms=None, max_per_img=100, topk=100)),
 )
+
+# bf16 autocast + channels-last, as the main job (weights, gradients and optimizer state stay fp32).
+optim_wrapper = dict(type='AutocastOptimWrapper')
