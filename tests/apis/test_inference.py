@@ -39,12 +39,14 @@ def test_init_detector_loads_the_checkpoint(experiment):
     assert model.dataset_meta['classes'] == saved['meta']['dataset_meta']['classes']
 
 
+def count_batch_norms(model) -> int:
+    return sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+
+
 def test_fused_detector_predicts_what_the_unfused_one_does(experiment):
     config, checkpoint, fused, dataset = experiment
     unfused = init_detector(config, checkpoint, fuse=False)
-    def count_bn(model):
-        return sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
-    assert count_bn(fused) < count_bn(unfused)
+    assert count_batch_norms(fused) < count_batch_norms(unfused)
     paths = [dataset[i]['data_samples'].img_path for i in range(len(dataset))]
     for a, b in zip(inference_detector(fused, paths), inference_detector(unfused, paths)):
         assert len(b.pred_instances) > 0
