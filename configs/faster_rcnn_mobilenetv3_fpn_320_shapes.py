@@ -11,7 +11,8 @@ _base_ = ['_base_/default_runtime.py', '_base_/datasets/shapes_320.py',
 model = dict(
     type='TwoStageDetector',
     data_preprocessor=dict(type='DetDataPreprocessor', mean=(123.675, 116.28, 103.53),
-                           std=(58.395, 57.12, 57.375), bgr_to_rgb=True, pad_size_divisor=32),
+                           std=(58.395, 57.12, 57.375), bgr_to_rgb=True, pad_size_divisor=32,
+                           channels_last=True),
     # torchvision's FPN taps the middle of det's MobileNetV3 stride-32 stage, so the backbone is
     # torchvision's own mobilenet_v3_large cut by FX at those two blocks.
     backbone=dict(type='TorchvisionBackbone', name='mobilenet_v3_large',
@@ -41,3 +42,6 @@ model = dict(
         loss_bbox=dict(type='SmoothL1Loss', beta=1 / 9, loss_weight=1.0),
         test_cfg=dict(score_thr=0.05, nms=dict(iou_thr=0.5), max_per_img=100, topk=None)),
 )
+
+# bf16 autocast (AVX-512 / AMX CPUs) + channels-last, as the other shipped configs; on a GPU use --amp.
+optim_wrapper = dict(type='AutocastOptimWrapper')

@@ -1,5 +1,5 @@
 """Train a detector from a config: ``python tools/train.py CONFIG [--work-dir D] [--data-root DIR]
-[--resume [CKPT]] [--amp] [--skip-data-check] [--cfg-options k=v ...]``.
+[--epochs N] [--resume [CKPT]] [--amp] [--skip-data-check] [--cfg-options k=v ...]``.
 
 Before the first step the datasets and the config are checked against each other
 (``det.engine.config.check_before_run``): a table of data problems is logged, and a head's
@@ -20,7 +20,7 @@ from mmengine.runner import Runner
 import det.engine  # noqa: F401  (registers the atomic checkpoint backend and det's hooks)
 from det.engine import check_checkpoint_matches, close_distributed, find_resume_checkpoint, setup_distributed
 from det.engine.checkpoints import load_checkpoint_safely
-from det.engine.config import DataCheckError, check_before_run, load_config, set_data_root
+from det.engine.config import DataCheckError, check_before_run, load_config, set_data_root, set_max_epochs
 
 
 def parse_args(argv=None):
@@ -30,6 +30,9 @@ def parse_args(argv=None):
     parser.add_argument('--data-root', metavar='DIR',
                         help="data_root of the train, val and test datasets (a relative evaluator ann_file, "
                              "or one under the config's root, follows)")
+    parser.add_argument('--epochs', type=int, metavar='N',
+                        help="train N epochs; the config's epoch-based schedule (cosine end, T_max) is "
+                             'stretched or shrunk to end at epoch N')
     parser.add_argument('--skip-data-check', action='store_true',
                         help='do not read every image before training (the config checks still run)')
     parser.add_argument('--resume', nargs='?', const='auto', default=None, metavar='CKPT',
@@ -48,6 +51,12 @@ def main(argv=None):
     cfg = load_config(args.config, args.cfg_options, args.work_dir)
     if args.data_root:
         set_data_root(cfg, args.data_root)
+    if args.epochs is not None:
+        try:
+            changes = set_max_epochs(cfg, args.epochs)
+        except ValueError as error:
+            sys.exit(f'error: --epochs: {error}')
+        print_log('--epochs: ' + ', '.join(changes), logger='current')
     cfg.launcher = args.launcher
     setup_distributed(cfg)  # gloo without CUDA; mmengine's own nccl set-up with it
     if args.amp:  # fp16 with dynamic loss scaling on CUDA; bf16 autocast (no scaling needed) on CPU

@@ -52,6 +52,32 @@ def use_safe_checkpoints(cfg: Config) -> None:
     cfg.custom_hooks = custom
 
 
+def set_max_epochs(cfg: Config, epochs: int) -> list:
+    """Train for ``epochs`` epochs with the schedule stretched to match: ``train_cfg.max_epochs`` and every
+    epoch-based ``param_scheduler`` entry that ended at the old last epoch (its ``end``, and a cosine's
+    ``T_max``) move to the new one, so a shorter run still anneals to ``eta_min`` and a longer one does not
+    sit at the floor. Iteration-based warm-ups and schedulers ending earlier stay as they are.
+    Returns the changes made, as ``key: old -> new`` strings (for the log)."""
+    if epochs < 1:
+        raise ValueError(f'epochs must be >= 1, got {epochs}')
+    train_cfg = cfg.get('train_cfg') or {}
+    old = train_cfg.get('max_epochs')
+    if old is None:
+        raise ValueError('the config trains by iterations (train_cfg has no max_epochs); set '
+                         'train_cfg.max_iters through --cfg-options instead')
+    changes = [f'train_cfg.max_epochs: {old} -> {epochs}']
+    cfg.train_cfg.max_epochs = epochs
+    schedulers = cfg.get('param_scheduler') or []
+    for index, scheduler in enumerate(schedulers if isinstance(schedulers, list) else [schedulers]):
+        if not scheduler.get('by_epoch', True) or scheduler.get('end') != old:
+            continue
+        for key in ('end', 'T_max'):
+            if scheduler.get(key) == old:
+                scheduler[key] = epochs
+                changes.append(f'param_scheduler.{index}.{key}: {old} -> {epochs}')
+    return changes
+
+
 SPLITS = ('train', 'val', 'test')
 CHECK_CACHE_NAME = 'dataset_check_cache.json'
 

@@ -118,15 +118,17 @@ def test_loss_one_box_all_terms_positive():
 CONF_LOSSES = {'sse': dict(type='MSELoss', use_sigmoid=True), 'bce': dict(type='BinaryCrossEntropyLoss')}
 
 
-@pytest.mark.parametrize('conf_loss', ['sse', 'bce'])
+@pytest.mark.parametrize('conf_loss,cls_loss', [('sse', 'sse'), ('bce', 'sse'), ('bce', 'ce')])
 @pytest.mark.parametrize('iou_target', [True, False])
-def test_loss_matches_hand_computation_of_paper_formula(iou_target, conf_loss):
+def test_loss_matches_hand_computation_of_paper_formula(iou_target, conf_loss, cls_loss):
+    """The paper's eq. 3; ``cls_loss='ce'``: the class term as cross-entropy of the cell's softmax."""
     torch.manual_seed(1)
     B, C, stride, s_h, s_w = 2, 2, 16, 2, 3                           # non-square grid: input 32 x 48
     head = _raw_head(C, B, stride, iou_target=iou_target,
                      bbox_coder=dict(type='YOLOV1BBoxCoder', wh_norm=(48, 32)),
                      loss_obj=dict(CONF_LOSSES[conf_loss], loss_weight=1.0),
-                     loss_noobj=dict(CONF_LOSSES[conf_loss], loss_weight=0.5))
+                     loss_noobj=dict(CONF_LOSSES[conf_loss], loss_weight=0.5),
+                     loss_cls=dict(type='CrossEntropyLoss' if cls_loss == 'ce' else 'MSELoss'))
 
     def conf_error(conf, target):
         if conf_loss == 'sse':
@@ -165,7 +167,8 @@ def test_loss_matches_hand_computation_of_paper_formula(iou_target, conf_loss):
                     logits = [r[B * 5 + c][row][col] for c in range(C)]
                     norm = sum(math.exp(v) for v in logits)
                     probs = [math.exp(v) / norm for v in logits]
-                    expected['loss_cls'] += sum((probs[c] - (c == lab)) ** 2 for c in range(C))
+                    expected['loss_cls'] += (-math.log(probs[lab]) if cls_loss == 'ce'
+                                             else sum((probs[c] - (c == lab)) ** 2 for c in range(C)))
                 for b in range(B):
                     if b != resp:
                         expected['loss_noobj'] += 0.5 * conf_error(preds[b][4], 0.0)

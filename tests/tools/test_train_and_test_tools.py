@@ -84,6 +84,20 @@ def test_test_tool_prints_metrics_and_writes_scorable_detections(trained, tmp_pa
     assert len(drawn) == len(gt.getImgIds())
 
 
+def test_test_tool_folds_batchnorms_and_scores_as_the_unfused_model(trained, tmp_path):
+    """Fusion (the default) happens after the checkpoint is loaded and leaves every metric where the
+    unfused model puts it."""
+    config, work_dir, _ = trained
+    metrics = {}
+    for name, extra in (('fused', ()), ('unfused', ('--no-fuse',))):
+        proc = run_tool('test', config, work_dir / 'epoch_3.pth', '--work-dir', tmp_path / name, *extra)
+        log = proc.stdout + proc.stderr
+        assert ('BatchNorms folded' in log) == (name == 'fused')
+        metrics[name] = {k: float(v) for k, v in re.findall(r'(coco/AP\w*): (-?[\d.]+)', log)}
+    assert len(metrics['fused']) >= 8
+    assert metrics['fused'] == pytest.approx(metrics['unfused'], abs=2e-3)
+
+
 def test_unknown_type_lists_registered_names(tiny_config, tmp_path):
     config = tmp_path / 'bad.py'
     config.write_text(tiny_config.read_text().replace("type='MobileNetV2'", "type='NoSuchNet'"))
@@ -94,9 +108,9 @@ def test_unknown_type_lists_registered_names(tiny_config, tmp_path):
 
 
 def test_amp_trains_with_bf16_autocast_on_cpu(tiny_config, tmp_path):
-    run_tool('train', tiny_config, '--work-dir', tmp_path, '--amp',
-             '--cfg-options', 'train_cfg.max_epochs=1')
-    assert (tmp_path / 'epoch_1.pth').exists()
+    proc = run_tool('train', tiny_config, '--work-dir', tmp_path, '--amp', '--epochs', '1')
+    assert '--epochs: train_cfg.max_epochs: 3 -> 1' in proc.stdout + proc.stderr
+    assert (tmp_path / 'epoch_1.pth').exists() and not (tmp_path / 'epoch_2.pth').exists()
     dumped_config = (tmp_path / tiny_config.name).read_text()  # the config as the run used it
     assert "type='AutocastOptimWrapper'" in dumped_config and "dtype='bfloat16'" in dumped_config
 

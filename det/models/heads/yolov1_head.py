@@ -12,6 +12,7 @@ Predictors are ordered cell-major: ``index = (row * S_w + col) * B + b``.
 import torch
 from torch import nn
 
+from det.models.losses.cross_entropy_loss import CrossEntropyLoss
 from det.registry import MODELS, TASK_UTILS
 
 from .base_dense_head import BaseDenseHead
@@ -29,7 +30,9 @@ class YOLOV1Head(BaseDenseHead):
     eq. 3 term by term): ``loss_xy`` and ``loss_wh`` (squared error of the responsible predictors'
     encodings, lambda_coord = 5), ``loss_obj`` (confidence of responsible predictors against their IoU,
     or 1 with ``iou_target=False``), ``loss_noobj`` (confidence of the others against 0, lambda_noobj =
-    0.5), ``loss_cls`` (squared error of the class distribution in cells holding an object). The
+    0.5), ``loss_cls`` (squared error of the class distribution in cells holding an object, as the paper;
+    ``dict(type='CrossEntropyLoss')`` scores the cell's class logits against that distribution instead,
+    whose gradient does not shrink with the softmax's slope and so learns the classes sooner). The
     confidence terms default to binary cross-entropy on the logit: with thousands of predictors the
     paper's squared error on a sigmoid saturates and stops learning (its gradient on the logit,
     ``(C - C*) C (1 - C)``, vanishes); ``dict(type='MSELoss', use_sigmoid=True)`` restores it.
@@ -72,6 +75,7 @@ class YOLOV1Head(BaseDenseHead):
         self.loss_obj = MODELS.build(loss_obj or dict(type='BinaryCrossEntropyLoss', loss_weight=1.0))
         self.loss_noobj = MODELS.build(loss_noobj or dict(type='BinaryCrossEntropyLoss', loss_weight=0.5))
         self.loss_cls = MODELS.build(loss_cls or dict(type='MSELoss', loss_weight=1.0))
+        self.cls_loss_on_logits = isinstance(self.loss_cls, CrossEntropyLoss)
 
         layers, channels = [], self.in_channels
         for _ in range(num_convs):
@@ -101,12 +105,12 @@ class YOLOV1Head(BaseDenseHead):
 
     def _flatten(self, box_raw: torch.Tensor, cls_logits: torch.Tensor) -> tuple:
         """Raw maps -> (``boxes`` ``[N, P, 4]`` encodings in [0, 1], ``conf_logits`` ``[N, P]``,
-        ``cls_prob`` ``[N, S_h*S_w, C]``) with ``P = S_h * S_w * B`` predictors, cell-major."""
+        ``cls_logits`` ``[N, S_h*S_w, C]``) with ``P = S_h * S_w * B`` predictors, cell-major."""
         n, _, s_h, s_w = box_raw.shape
         box = box_raw.float().reshape(n, self.num_boxes, 5, s_h, s_w).permute(0, 3, 4, 1, 2)
         box = box.reshape(n, s_h * s_w * self.num_boxes, 5)
-        cls_prob = cls_logits.float().permute(0, 2, 3, 1).reshape(n, s_h * s_w, -1).softmax(dim=-1)
-        return box[..., :4].sigmoid(), box[..., 4], cls_prob
+        cls_logits = cls_logits.float().permute(0, 2, 3, 1).reshape(n, s_h * s_w, -1)
+        return box[..., :4].sigmoid(), box[..., 4], cls_logits
 
     def loss(self, feats: tuple, data_samples: list) -> dict:
         """As the base, also handing each sample's ``ignored_instances`` (if any) to the assigner."""
@@ -123,7 +127,7 @@ class YOLOV1Head(BaseDenseHead):
         (``loss_xy`` and ``loss_wh``, or ``loss_bbox``; ``loss_obj``, ``loss_noobj``, ``loss_cls``),
         fp32, also under autocast."""
         grid_size = tuple(box_raw.shape[-2:])
-        boxes, conf_logits, cls_prob = self._flatten(box_raw, cls_logits)
+        boxes, conf_logits, cls_logits = self._flatten(box_raw, cls_logits)
         pred_xyxy = self.bbox_coder.decode(boxes.detach(), grid_size, self.stride)
         origins = self.bbox_coder.cell_origins(grid_size, self.num_boxes, boxes.device)
         ignores = batch_gt_instances_ignore or [None] * len(batch_gt_instances)
@@ -153,19 +157,21 @@ class YOLOV1Head(BaseDenseHead):
                                                  self.stride)
             losses['loss_xy'] = self.loss_xy(pos_boxes[:, :2], box_targets[:, :2], avg_factor=num_imgs)
             losses['loss_wh'] = self.loss_wh(pos_boxes[:, 2:], box_targets[:, 2:], avg_factor=num_imgs)
+        cls_pred = cls_logits.flatten(0, 1)[obj_cells]
         losses.update(
             loss_obj=self.loss_obj(conf[pos], ious[pos].detach() if self.iou_target else 1.0,
                                    avg_factor=num_imgs),
             loss_noobj=self.loss_noobj(conf[~pos & ~ignored], 0.0, avg_factor=num_imgs),
-            loss_cls=self.loss_cls(cls_prob.flatten(0, 1)[obj_cells], cls_targets[obj_cells],
-                                   avg_factor=num_imgs))
+            loss_cls=self.loss_cls(cls_pred if self.cls_loss_on_logits else cls_pred.softmax(dim=-1),
+                                   cls_targets[obj_cells], avg_factor=num_imgs))
         return losses
 
     def predict_by_feat(self, box_raw, cls_logits, batch_img_metas: list) -> list:
         """Score every (predictor, class) by confidence x Pr(class | object) of its cell, decode boxes to
         xyxy input pixels and select by ``test_cfg``."""
         grid_size = tuple(box_raw.shape[-2:])
-        boxes, conf_logits, cls_prob = self._flatten(box_raw, cls_logits)
+        boxes, conf_logits, cls_logits = self._flatten(box_raw, cls_logits)
         bboxes = self.bbox_coder.decode(boxes, grid_size, self.stride)
-        scores = conf_logits.sigmoid()[..., None] * cls_prob.repeat_interleave(self.num_boxes, dim=1)
+        cls_prob = cls_logits.softmax(dim=-1).repeat_interleave(self.num_boxes, dim=1)
+        scores = conf_logits.sigmoid()[..., None] * cls_prob
         return [self.select_detections(bboxes[i], scores[i]) for i in range(len(batch_img_metas))]

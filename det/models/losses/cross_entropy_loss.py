@@ -10,9 +10,11 @@ from det.registry import MODELS
 class CrossEntropyLoss(nn.Module):
     """``loss_weight * sum(weight * CE(pred, target)) / avg_factor``.
 
-    ``pred`` ``[N, K]`` logits, ``target`` long ``[N]`` in ``0..K-1``, ``weight`` ``[N]`` (e.g. DETR's 0.1
-    for "no object"). Without ``avg_factor`` the normaliser is ``sum(weight)`` (the weighted mean of
-    ``F.cross_entropy(..., weight=class_weight)``), or N without weights.
+    ``pred`` ``[N, K]`` logits, ``target`` long ``[N]`` in ``0..K-1`` or float ``[N, K]`` class
+    probabilities (rows summing to 1, e.g. YOLO v1's class distribution of a cell holding two objects),
+    ``weight`` ``[N]`` (e.g. DETR's 0.1 for "no object"). Without ``avg_factor`` the normaliser is
+    ``sum(weight)`` (the weighted mean of ``F.cross_entropy(..., weight=class_weight)``), or N without
+    weights.
     """
 
     def __init__(self, loss_weight: float = 1.0):
@@ -20,9 +22,11 @@ class CrossEntropyLoss(nn.Module):
         self.loss_weight = loss_weight
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor, weight=None, avg_factor=None) -> torch.Tensor:
-        if pred.dim() != 2 or target.shape != pred.shape[:1]:
-            raise ValueError(f'pred must be [N, K] and target [N], got {tuple(pred.shape)} and '
-                             f'{tuple(target.shape)}')
+        if pred.dim() != 2 or target.shape not in (pred.shape[:1], pred.shape):
+            raise ValueError(f'pred must be [N, K] and target [N] (labels) or [N, K] (probabilities), got '
+                             f'{tuple(pred.shape)} and {tuple(target.shape)}')
+        if target.dim() == 2:
+            target = target.float()
         loss = F.cross_entropy(pred.float(), target, reduction='none')
         if weight is not None:
             loss = loss * weight
