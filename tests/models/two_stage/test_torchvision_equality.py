@@ -82,11 +82,10 @@ def models():
     cfg = Config.fromfile(str(CONFIG))
     with DefaultScope.overwrite_default_scope('det'):
         ours = MODELS.build(cfg.model)
-    # torchvision's detection builds its backbone with plain nn.BatchNorm2d (eps 1e-5, momentum 0.1);
-    # det's config keeps mobilenet_v3_large's own (eps 1e-3, momentum 0.01) for training from scratch.
-    for module in ours.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            module.eps, module.momentum = 1e-5, 0.1
+    # torchvision's detector builds its backbone with plain nn.BatchNorm2d (eps 1e-5, momentum 0.1)
+    # when not pretrained; so does the config (norm_layer='BatchNorm2d'), not mobilenet_v3_large's own.
+    norms = [(m.eps, m.momentum) for m in ours.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert norms and set(norms) == {(1e-5, 0.1)}
     missing = ours.load_state_dict(convert_faster_rcnn(tv.state_dict(), NUM_CLASSES), strict=True)
     assert not missing.missing_keys and not missing.unexpected_keys
     return tv, ours
