@@ -56,7 +56,8 @@ def set_max_epochs(cfg: Config, epochs: int) -> list:
     """Train for ``epochs`` epochs with the schedule stretched to match: ``train_cfg.max_epochs`` and every
     epoch-based ``param_scheduler`` entry that ended at the old last epoch (its ``end``, and a cosine's
     ``T_max``) move to the new one, so the whole curve runs over the new epochs: a shorter run is not cut
-    off at a high rate and a longer one does not sit at the floor. Iteration-based warm-ups and schedulers ending earlier stay as they are.
+    off at a high rate and a longer one does not sit at the floor. Iteration-based warm-ups and
+    schedulers ending earlier stay as they are.
     Returns the changes made, as ``key: old -> new`` strings (for the log)."""
     if epochs < 1:
         raise ValueError(f'epochs must be >= 1, got {epochs}')
