@@ -16,7 +16,7 @@ from mmengine.dist import is_main_process
 from mmengine.runner import Runner
 
 import det.engine  # noqa: F401  (registers det's hooks and the atomic checkpoint backend)
-from det.engine import check_checkpoint_matches, close_distributed, setup_distributed
+from det.engine import check_checkpoint_matches, close_distributed, keep_freed_memory, setup_distributed
 from det.engine.config import DataCheckError, check_before_run, load_config, set_data_root
 from det.inference import parse_tta_options, tta_config
 
@@ -46,6 +46,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    keep_freed_memory()  # each batch reuses the last one's buffers (det/engine/malloc.py)
     cfg = load_config(args.config, args.cfg_options, args.work_dir)
     if args.data_root:
         set_data_root(cfg, args.data_root)

@@ -21,6 +21,7 @@ import det.engine  # noqa: F401  (registers the atomic checkpoint backend and de
 from det.engine import check_checkpoint_matches, close_distributed, find_resume_checkpoint, setup_distributed
 from det.engine.checkpoints import load_checkpoint_safely
 from det.engine.config import DataCheckError, check_before_run, load_config, set_data_root, set_max_epochs
+from det.engine.malloc import keep_freed_memory
 
 
 def parse_args(argv=None):
@@ -48,6 +49,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    keep_freed_memory()  # each step reuses the last step's buffers (det/engine/malloc.py)
     cfg = load_config(args.config, args.cfg_options, args.work_dir)
     if args.data_root:
         set_data_root(cfg, args.data_root)

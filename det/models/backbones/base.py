@@ -10,6 +10,8 @@ from mmengine.model import BaseModule, update_init_info
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from .layers import use_fast_cpu_layers
+
 # Kaiming fan-out for convs, as torchvision initialises its CNNs (BN defaults to weight 1, bias 0).
 KAIMING_INIT = [dict(type='Kaiming', layer='Conv2d', mode='fan_out')]
 
@@ -89,6 +91,7 @@ class BaseBackbone(BaseModule):
             stages[-1].append(block)
             self.layer_channels[-1] = channels
         self.layers = nn.ModuleList(nn.Sequential(*stage) for stage in stages)
+        use_fast_cpu_layers(self.layers)
         self.layer_strides = [2 ** (i + 1) for i in range(len(stages))]
 
         num = len(self.layers)

@@ -42,7 +42,9 @@ def fuse_conv_bn(model: nn.Module) -> nn.Module:
 
 
 def _fusable(conv: nn.Module, bn: nn.Module) -> bool:
-    """A plain conv followed by a BatchNorm2d over its output channels that has running statistics."""
-    return (type(conv) in _CONVS and type(bn) is nn.BatchNorm2d and bn.num_features == conv.out_channels
-            and bn.track_running_stats and bn.running_mean is not None)
+    """A conv (or a subclass, such as the backbones' fp32 strided depthwise conv) followed by a
+    BatchNorm2d (or a subclass) over its output channels that has running statistics."""
+    return (isinstance(conv, _CONVS) and isinstance(bn, nn.BatchNorm2d)
+            and bn.num_features == conv.out_channels and bn.track_running_stats
+            and bn.running_mean is not None)
 
