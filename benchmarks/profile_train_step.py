@@ -109,7 +109,9 @@ def profile(config: str, args, work: Path) -> dict:
 
     import det.engine  # noqa: F401  (registers det's hooks and optim wrappers)
     from det.engine.config import _leaf_dataset_cfgs, load_config
+    from det.engine.malloc import keep_freed_memory
 
+    keep_freed_memory()  # as tools/train.py does
     torch.set_num_threads(args.threads)
     name = Path(config).stem
     cfg = load_config(config, work_dir=str(work / name))

@@ -8,10 +8,11 @@ so > 1 means det is ahead):
 - **training images/s** of every shipped single-stage config that trains on the shapes data,
   fp32 NCHW and with the speed switches (``AutocastOptimWrapper`` bf16 +
   ``DetDataPreprocessor(channels_last=True)``), inside mmengine's Runner with the config's own data
-  pipeline and loader, against Ultralytics YOLOv8n (random init from ``yolov8n.yaml``, its own trainer
-  with mosaic (``close_mosaic=0``: a one-epoch run would otherwise train without it), batch 16,
-  ``amp=False``, ``plots=False``, ``val=False``, nothing downloaded) on the same
-  images exported in its format, all at 320x320. Steady state: the first steps are warm-up and not timed.
+  pipeline and loader (glibc keeping freed memory, as ``tools/train.py`` sets it), against
+  Ultralytics YOLOv8n (random init from ``yolov8n.yaml``, its own trainer with mosaic
+  (``close_mosaic=0``: a one-epoch run would otherwise train without it), batch 16, ``amp=False``,
+  ``plots=False``, ``val=False``, nothing downloaded) on the same images exported in its format, all
+  at 320x320. Steady state: the first steps are warm-up and not timed.
 - **batch-1 latency at 320x320** (from a uint8 image tensor to boxes in original pixels, NMS included) of
   every shipped single-stage config, fp32 and fused (``fuse_conv_bn``) + bf16 autocast + channels-last,
   against YOLOv8n's ``predict`` (Conv-BN fused by Ultralytics itself) and torchvision's
@@ -116,7 +117,9 @@ def worker_det_train(spec: dict) -> dict:
 
     import det.engine  # noqa: F401  (registers det's hooks and optim wrappers)
     from det.engine.config import _leaf_dataset_cfgs, load_config
+    from det.engine.malloc import keep_freed_memory
 
+    keep_freed_memory()  # as tools/train.py does
     torch.set_num_threads(spec['threads'])
     cfg = load_config(spec['config'], work_dir=spec['work_dir'])
     for leaf in _leaf_dataset_cfgs(cfg.train_dataloader.dataset):
