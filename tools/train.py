@@ -18,10 +18,15 @@ from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 import det.engine  # noqa: F401  (registers the atomic checkpoint backend and det's hooks)
-from det.engine import check_checkpoint_matches, close_distributed, find_resume_checkpoint, setup_distributed
+from det.engine import (
+    check_checkpoint_matches,
+    close_distributed,
+    find_resume_checkpoint,
+    keep_freed_memory,
+    setup_distributed,
+)
 from det.engine.checkpoints import load_checkpoint_safely
 from det.engine.config import DataCheckError, check_before_run, load_config, set_data_root, set_max_epochs
-from det.engine.malloc import keep_freed_memory
 
 
 def parse_args(argv=None):

@@ -4,8 +4,9 @@ step's activation buffers instead of mapping fresh pages from the kernel.
 glibc serves blocks above its mmap threshold (128 KiB at start, raised adaptively up to 32 MiB) with
 ``mmap`` and unmaps them on ``free``, and it trims the heap top back to the kernel above 128 KiB. A
 detector's activations are 1-40 MiB tensors allocated and freed every step, so every step page-faults
-them in again: on a 2-core CPU the MobileNetV2 YOLO v1 step spent ~20% of its time there (352 -> 278 ms
-with this and the fp32 strided depthwise convs, ``benchmarks/profile_train_step.py``).
+them in again. On a 2-core CPU this alone took a MobileNetV1-0.5 YOLO v1 step (bf16, inside the Runner,
+``benchmarks/profile_train_step.py``) from 256 to 220 ms, and its system time from 4.2 to 0.6 s per 40
+steps.
 """
 import ctypes
 import ctypes.util
