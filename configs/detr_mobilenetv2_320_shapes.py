@@ -3,8 +3,11 @@
 # 100 learned object queries, Hungarian matching 1 / 5 / 2, CE (no-object 0.1) + 5 L1 + 2 GIoU with
 # auxiliary losses, AdamW (backbone at the full rate: it starts from scratch), gradient clipping 0.1.
 # Same data, batch and schedule as the main job (configs/yolo_v1.py). The speed-ups are switches of this
-# model: `model.denoising=dict(num_groups=5)` (DN-DETR) and `model.query_type=anchor` (DAB-DETR); both
-# together are configs/dn_dab_detr_mobilenetv2_320_shapes.py.
+# model (README, DETR): `query_type='anchor'` (DAB-DETR) or `'encoder'` (two-stage query selection),
+# `denoising=dict(num_groups=5)` (DN-DETR, set in a config: --cfg-options cannot replace None by a
+# dict), `decoder=dict(..., cross_attention='deformable')` (Deformable DETR) and `aux_head=dict(...)`
+# (Co-DETR); configs/dn_dab_detr_mobilenetv2_320_shapes.py and the best,
+# configs/co_deformable_detr_mobilenetv2_320_shapes.py, combine them.
 _base_ = ['_base_/default_runtime.py', '_base_/datasets/shapes_320.py',
           '_base_/schedules/adamw_cosine_6e.py']
 

@@ -1,4 +1,4 @@
-# The best small DETR on the shapes data: configs/detr_mobilenetv2_320_shapes.py with two published
+# DN-DAB-DETR on the shapes data: configs/detr_mobilenetv2_320_shapes.py with two published
 # speed-ups switched on:
 # - anchor queries (DAB-DETR, Liu et al. ICLR 2022): each of the 100 queries is a learned box whose sine
 #   embedding is its positional query; every decoder layer predicts a correction of the previous

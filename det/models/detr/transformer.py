@@ -10,6 +10,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .deformable_attention import DeformableCrossAttention
+
+CROSS_ATTENTIONS = ('global', 'deformable')
+
 
 def inverse_sigmoid(x: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
     """``log(x / (1 - x))`` with ``x`` clamped to ``[eps, 1 - eps]`` (finite at 0 and 1)."""
@@ -33,6 +37,19 @@ class MLP(nn.Module):
             if i < len(self.layers) - 1:
                 x = F.relu(x)
         return x
+
+
+def attention(q, k, v, attn_mask=None, dropout_p: float = 0.0) -> torch.Tensor:
+    """``scaled_dot_product_attention`` of ``[B, heads, L, d]`` tensors. On CPU it runs in fp32 also under
+    bf16 autocast: there the bf16 flash kernel took 2-6x the fp32 one's time, forward + backward, at
+    DETR's shapes (8 heads of 16 channels over 130-400 tokens, torch 2.14; measured by
+    benchmarks/attention_kernels.py). The output returns in the input's dtype."""
+    if q.device.type != 'cpu' or q.dtype == torch.float32:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=dropout_p)
+    with torch.autocast('cpu', enabled=False):
+        out = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=attn_mask,
+                                             dropout_p=dropout_p)
+    return out.to(q.dtype)
 
 
 class MultiheadAttention(nn.Module):
@@ -59,8 +76,7 @@ class MultiheadAttention(nn.Module):
     def forward(self, query, key, value, attn_mask=None) -> torch.Tensor:
         q, k, v = (self._heads(self.q_proj(query)), self._heads(self.k_proj(key)),
                    self._heads(self.v_proj(value)))
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask,
-                                             dropout_p=self.attn_drop if self.training else 0.0)
+        out = attention(q, k, v, attn_mask, self.attn_drop if self.training else 0.0)
         return self.out_proj(out.transpose(1, 2).flatten(2))
 
 
@@ -95,20 +111,28 @@ class EncoderLayer(nn.Module):
 class DecoderLayer(nn.Module):
     """Post-norm query self-attention, cross-attention to the encoder memory, FFN. The query position is
     added to queries and keys of the self-attention and to the queries of the cross-attention; the
-    memory position to the cross-attention's keys."""
+    memory position to the cross-attention's keys (``'global'``), or the queries' reference boxes place
+    the samples of a :class:`DeformableCrossAttention` (``'deformable'``, ``num_points`` per head)."""
 
-    def __init__(self, embed_dims: int, num_heads: int, ffn_dims: int, dropout: float):
+    def __init__(self, embed_dims: int, num_heads: int, ffn_dims: int, dropout: float,
+                 cross_attention: str = 'global', num_points: int = 4):
         super().__init__()
         self.self_attn = MultiheadAttention(embed_dims, num_heads)
-        self.cross_attn = MultiheadAttention(embed_dims, num_heads)
+        self.cross_attn = (MultiheadAttention(embed_dims, num_heads) if cross_attention == 'global'
+                           else DeformableCrossAttention(embed_dims, num_heads, num_points))
         self.norm1, self.norm2, self.norm3 = (nn.LayerNorm(embed_dims) for _ in range(3))
         self.ffn = FFN(embed_dims, ffn_dims, dropout)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, query, query_pos, memory, memory_pos, memory_mask, self_attn_mask):
+    def forward(self, query, query_pos, memory, memory_pos, memory_mask, self_attn_mask, reference=None,
+                spatial: tuple = None):
+        """``spatial``: ``(memory_shape, memory_padding, valid_ratios)`` for deformable attention."""
         qk = query + query_pos
         query = self.norm1(query + self.dropout(self.self_attn(qk, qk, query, self_attn_mask)))
-        attended = self.cross_attn(query + query_pos, memory + memory_pos, memory, memory_mask)
+        if isinstance(self.cross_attn, DeformableCrossAttention):
+            attended = self.cross_attn(query + query_pos, reference, memory, *spatial)
+        else:
+            attended = self.cross_attn(query + query_pos, memory + memory_pos, memory, memory_mask)
         query = self.norm2(query + self.dropout(attended))
         return self.norm3(query + self.dropout(self.ffn(query)))
 
@@ -154,24 +178,35 @@ class DetrTransformerDecoder(nn.Module):
       ``[B, Q, D]``) and ``refine`` (hidden -> box deltas in inverse-sigmoid space): each layer's
       positional query comes from the current reference, which is then moved by the layer's predicted
       delta (gradient stopped, as DAB-DETR) for the next layer.
+
+    ``cross_attention='deformable'`` (Deformable DETR) samples the memory around each query's current
+    reference box, so it needs reference boxes and the map's ``memory_shape``.
     """
 
     def __init__(self, embed_dims: int = 256, num_layers: int = 6, num_heads: int = 8, ffn_dims: int = 2048,
-                 dropout: float = 0.1):
+                 dropout: float = 0.1, cross_attention: str = 'global', num_points: int = 4):
         super().__init__()
-        self.layers = nn.ModuleList(DecoderLayer(embed_dims, num_heads, ffn_dims, dropout)
-                                    for _ in range(num_layers))
+        if cross_attention not in CROSS_ATTENTIONS:
+            raise ValueError(f'cross_attention must be one of {CROSS_ATTENTIONS}, got {cross_attention!r}')
+        self.cross_attention = cross_attention
+        self.layers = nn.ModuleList(
+            DecoderLayer(embed_dims, num_heads, ffn_dims, dropout, cross_attention, num_points)
+            for _ in range(num_layers))
         self.norm = nn.LayerNorm(embed_dims)
 
     def init_weights(self):
         _xavier_init(self)
+        for layer in self.layers:
+            if isinstance(layer.cross_attn, DeformableCrossAttention):
+                layer.cross_attn.reset_parameters()
 
     def forward(self, query, memory, memory_pos, memory_padding, query_pos=None, self_attn_mask=None,
-                reference=None, pos_from_reference=None, refine=None) -> tuple:
+                reference=None, pos_from_reference=None, refine=None, memory_shape=None) -> tuple:
         """Args:
             query: ``[B, Q, D]`` content queries; memory / memory_pos: ``[B, HW, D]``;
             memory_padding: ``[B, HW]`` bool, True at padding; self_attn_mask: bool ``[B, Q, Q]`` or
-            ``[Q, Q]``, True where query i may attend to query j (denoising groups), None for all.
+            ``[Q, Q]``, True where query i may attend to query j (denoising groups), None for all;
+            memory_shape: ``(h, w)`` of the memory map (deformable cross-attention only).
 
         Returns:
             ``hidden [L, B, Q, D]`` (normalised output of every layer) and ``references [L, B, Q, 4]``,
@@ -180,13 +215,23 @@ class DetrTransformerDecoder(nn.Module):
         if (query_pos is None) == (reference is None):
             raise ValueError('give the decoder either query_pos or reference boxes, not both or neither')
         memory_mask = ~memory_padding[:, None, None, :]                 # [B, 1, 1, HW]
+        spatial = None
+        if self.cross_attention == 'deformable':
+            if reference is None or memory_shape is None:
+                raise ValueError('deformable cross-attention needs reference boxes (query_type anchor or '
+                                 'encoder) and memory_shape')
+            valid = ~memory_padding.view(-1, *memory_shape)
+            valid_ratios = torch.stack([valid[:, 0, :].sum(1) / memory_shape[1],
+                                        valid[:, :, 0].sum(1) / memory_shape[0]], -1).float()  # (w, h)
+            spatial = (memory_shape, memory_padding, valid_ratios)
         if self_attn_mask is not None:
             self_attn_mask = self_attn_mask.unsqueeze(-3)                 # [(B,) 1, Q, Q]
         hidden, references = [], []
         for i, layer in enumerate(self.layers):
             if reference is not None:
                 query_pos = pos_from_reference(reference)
-            query = layer(query, query_pos, memory, memory_pos, memory_mask, self_attn_mask)
+            query = layer(query, query_pos, memory, memory_pos, memory_mask, self_attn_mask, reference,
+                          spatial)
             hidden.append(self.norm(query))
             if reference is not None:
                 references.append(reference)

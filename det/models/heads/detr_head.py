@@ -2,7 +2,9 @@
 and a 3-layer box MLP on every decoder layer's output, one-to-one targets from the Hungarian matcher
 (a TASK_UTILS module), cross-entropy + L1 + GIoU losses on the last layer and, as auxiliary losses, on
 every earlier one. Denoising queries (DN-DETR), when the detector adds them, are scored against their
-own ground truth without matching.
+own ground truth without matching. With ``encoder_proposals`` the head also scores every encoder token as
+a proposal (two-stage query selection, Deformable DETR / RT-DETR): its own class and box branches, and
+the same set loss on all tokens, which gives the encoder and backbone a signal of where objects are.
 
 Boxes inside the head are normalised (cx, cy, w, h) relative to each image's unpadded size
 (``img_shape``); they enter and leave it as xyxy network-input pixels.
@@ -40,6 +42,8 @@ class DETRHead(BaseModule):
             the batch (averaged over processes), the class loss by the sum of its weights.
         test_cfg: ``score_thr``, ``max_per_img``, ``topk`` (candidate (query, class) pairs kept by score);
             ``nms`` stays None (set prediction needs none).
+        encoder_proposals: build the class and box branches that score encoder tokens
+            (:meth:`encoder_forward`); the detector sets it for its two-stage ``query_type='encoder'``.
 
     ``forward(hidden [L, B, Q, D], references [L, B, Q, 4] or None)`` returns ``cls_logits
     [L, B, Q, C + 1]`` and ``boxes [L, B, Q, 4]`` normalised (cx, cy, w, h): ``sigmoid(MLP(hidden))``, or,
@@ -50,11 +54,16 @@ class DETRHead(BaseModule):
 
     def __init__(self, num_classes: int, embed_dims: int = 256, num_reg_layers: int = 3,
                  bg_cls_weight: float = 0.1, matcher: dict = None, loss_cls: dict = None,
-                 loss_bbox: dict = None, loss_iou: dict = None, test_cfg: dict = None, init_cfg=None):
+                 loss_bbox: dict = None, loss_iou: dict = None, test_cfg: dict = None,
+                 encoder_proposals: bool = False, init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         self.num_classes, self.bg_cls_weight = num_classes, bg_cls_weight
         self.cls_branch = torch.nn.Linear(embed_dims, num_classes + 1)
         self.reg_branch = MLP(embed_dims, embed_dims, 4, num_reg_layers)
+        self.enc_cls_branch = self.enc_reg_branch = None
+        if encoder_proposals:
+            self.enc_cls_branch = torch.nn.Linear(embed_dims, num_classes + 1)
+            self.enc_reg_branch = MLP(embed_dims, embed_dims, 4, num_reg_layers)
         self.matcher = TASK_UTILS.build(
             matcher or dict(type='HungarianMatcher', class_cost=1.0, bbox_cost=5.0, giou_cost=2.0))
         self.loss_cls = MODELS.build(loss_cls or dict(type='CrossEntropyLoss', loss_weight=1.0))
@@ -64,29 +73,41 @@ class DETRHead(BaseModule):
         if self.test_cfg['nms'] is not None:
             raise ValueError('DETRHead predicts a set and runs no NMS; leave test_cfg nms=None')
 
-    def box_delta(self, hidden: torch.Tensor) -> torch.Tensor:
-        """The box MLP in fp32, also under bf16 autocast: bf16's 8-bit mantissa would round normalised
-        coordinates (and each layer's refinement of them) by up to 1/256 of the image."""
+    def box_delta(self, hidden: torch.Tensor, branch: torch.nn.Module = None) -> torch.Tensor:
+        """The box MLP (``reg_branch`` unless another is given) in fp32, also under bf16 autocast: bf16's
+        8-bit mantissa would round normalised coordinates (and each layer's refinement of them) by up to
+        1/256 of the image."""
         with torch.autocast(hidden.device.type, enabled=False):
-            return self.reg_branch(hidden.float())
+            return (branch or self.reg_branch)(hidden.float())
+
+    def encoder_forward(self, memory: torch.Tensor, anchors: torch.Tensor) -> tuple:
+        """Encoder tokens as proposals: ``memory [B, HW, D]`` and each token's anchor ``[B, HW, 4]``
+        (normalised cx, cy, w, h) -> ``cls_logits [B, HW, C + 1]`` and ``boxes [B, HW, 4]``, the anchor
+        moved by the predicted delta in inverse-sigmoid space."""
+        if self.enc_cls_branch is None:
+            raise RuntimeError('this DETRHead was built without encoder_proposals=True')
+        delta = self.box_delta(memory, self.enc_reg_branch)
+        return self.enc_cls_branch(memory), (inverse_sigmoid(anchors.float()) + delta).sigmoid()
 
     def forward(self, hidden: torch.Tensor, references: torch.Tensor = None) -> tuple:
         delta = self.box_delta(hidden)
         boxes = delta.sigmoid() if references is None else (inverse_sigmoid(references) + delta).sigmoid()
         return self.cls_branch(hidden), boxes
 
-    def loss(self, hidden, references, data_samples: list, denoising=None) -> dict:
+    def loss(self, hidden, references, data_samples: list, denoising=None, proposals: tuple = None) -> dict:
         """Losses of the batch; ``data_samples[i].gt_instances`` are xyxy input pixels; ``denoising`` is the
-        detector's ``DenoisingQueriesOutput`` when its queries sit before the matching ones."""
+        detector's ``DenoisingQueriesOutput`` when its queries sit before the matching ones;
+        ``proposals`` the ``(cls_logits, boxes)`` of :meth:`encoder_forward` in two-stage mode."""
         cls_logits, boxes = self(hidden, references)
         return self.loss_by_feat(cls_logits, boxes, [s.gt_instances for s in data_samples],
-                                 [s.metainfo for s in data_samples], denoising)
+                                 [s.metainfo for s in data_samples], denoising, proposals)
 
     def loss_by_feat(self, cls_logits, boxes, batch_gt_instances: list, batch_img_metas: list,
-                     denoising=None) -> dict:
+                     denoising=None, proposals: tuple = None) -> dict:
         """``cls_logits [L, B, Q', C + 1]``, ``boxes [L, B, Q', 4]`` (Q' = P denoising + Q matching) ->
-        ``loss_cls / loss_bbox / loss_iou`` of the last layer, ``d{l}.loss_*`` of layer l < L - 1, and
-        ``loss_dn_*`` / ``d{l}.loss_dn_*`` for the denoising queries."""
+        ``loss_cls / loss_bbox / loss_iou`` of the last layer, ``d{l}.loss_*`` of layer l < L - 1,
+        ``loss_dn_*`` / ``d{l}.loss_dn_*`` for the denoising queries and ``enc.loss_*`` for the encoder
+        tokens' ``proposals`` (matched one-to-one like the queries)."""
         cls_logits, boxes = cls_logits.float(), boxes.float()
         gt_labels = [gt.labels.to(cls_logits.device) for gt in batch_gt_instances]
         gt_boxes = [normalised_cxcywh(gt.bboxes.to(boxes.device), meta['img_shape'])
@@ -103,6 +124,10 @@ class DETRHead(BaseModule):
                 terms.update(self._denoising_loss(cls_logits[layer, :, :num_dn], boxes[layer, :, :num_dn],
                                                   denoising, num_boxes))
             losses.update({prefix + name: value for name, value in terms.items()})
+        if proposals is not None:
+            terms = self._matching_loss(proposals[0].float(), proposals[1].float(), gt_labels, gt_boxes,
+                                        num_boxes)
+            losses.update({'enc.' + name: value for name, value in terms.items()})
         return losses
 
     @staticmethod

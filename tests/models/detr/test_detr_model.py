@@ -35,3 +35,22 @@ def test_positional_encoding_counts_valid_pixels_only():
     padded = encoding(padded_mask)
     torch.testing.assert_close(padded[..., :3, :4], full)
     assert full.shape == (1, 16, 3, 4)
+
+
+def test_attention_runs_in_fp32_under_cpu_autocast():
+    """Under CPU bf16 autocast the attention equals fp32 SDPA of the same (bf16) inputs, returns bf16,
+    and passes gradients to q, k and v."""
+    import torch.nn.functional as F
+
+    from det.models.detr.transformer import attention
+    torch.manual_seed(0)
+    low = [torch.randn(2, 4, 30, 16).bfloat16().requires_grad_() for _ in range(3)]
+    mask = torch.rand(2, 1, 30, 30) > 0.2
+    mask |= torch.eye(30, dtype=torch.bool)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = attention(*low, attn_mask=mask)
+    reference = F.scaled_dot_product_attention(*(t.detach().float() for t in low), attn_mask=mask)
+    assert out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), reference.bfloat16().float(), rtol=0, atol=0)
+    out.float().sum().backward()
+    assert all(t.grad is not None and t.grad.abs().sum() > 0 for t in low)

@@ -1,0 +1,95 @@
+"""Two-stage query selection (``query_type='encoder'``): token anchors against hand-computed centres, the
+selected queries against a brute-force ranking of the token scores, padding never selected, the
+encoder proposals' set loss reaching the backbone, and clear errors."""
+import pytest
+import torch
+from mmengine.structures import InstanceData
+
+from det.registry import MODELS
+from det.structures import DetDataSample
+
+SIZE = 64
+
+
+def _model(num_queries=6, proposal_size=0.1):
+    torch.manual_seed(0)
+    model = MODELS.build(dict(
+        type='DETR', backbone=dict(type='MobileNetV2', widen_factor=0.35, out_indices=(3,)),
+        num_queries=num_queries, embed_dims=32, query_type='encoder', proposal_size=proposal_size,
+        encoder=dict(num_layers=1, num_heads=4, ffn_dims=64, dropout=0.0),
+        decoder=dict(num_layers=2, num_heads=4, ffn_dims=64, dropout=0.0),
+        head=dict(type='DETRHead', num_classes=3)))
+    model.init_weights()
+    return model
+
+
+def _batch(model, boxes_per_image=((4, 8, 30, 40),), shapes=((SIZE, SIZE), (SIZE, SIZE))):
+    inputs, samples = [], []
+    for h, w in shapes:
+        inputs.append(torch.randint(0, 255, (3, h, w), dtype=torch.uint8))
+        sample = DetDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w), scale_factor=(1.0, 1.0)))
+        boxes = torch.tensor(boxes_per_image, dtype=torch.float32).reshape(-1, 4)
+        sample.gt_instances = InstanceData(bboxes=boxes, labels=torch.zeros(len(boxes), dtype=torch.long))
+        samples.append(sample)
+    return model.data_preprocessor(dict(inputs=inputs, data_samples=samples), training=True)
+
+
+def test_token_anchors_centre_on_tokens_of_the_unpadded_region():
+    model = _model()
+    mask = torch.zeros(2, 2, 3, dtype=torch.bool)
+    mask[1, :, 2:] = True                                     # image 1: only 2 valid columns
+    anchors = model.token_anchors(mask).view(2, 2, 3, 4)
+    for b, valid_w in ((0, 3), (1, 2)):
+        for i in range(2):
+            for j in range(3):
+                expected = [(j + 0.5) / valid_w, (i + 0.5) / 2, 0.1, 0.1]
+                torch.testing.assert_close(anchors[b, i, j], torch.tensor(expected))
+
+
+def test_selected_queries_are_the_best_unpadded_tokens():
+    model = _model(num_queries=5).eval()
+    memory = torch.randn(2, 12, 32)
+    mask = torch.zeros(2, 3, 4, dtype=torch.bool)
+    mask[1, 2:, :] = True                                     # image 1: last row padded
+    with torch.no_grad():
+        content, reference, (logits, boxes) = model.select_queries(memory, mask)
+        tokens = model.enc_output(memory.masked_fill(mask.flatten(1)[..., None], 0.0))
+    for b in range(2):
+        scores = logits[b].softmax(-1)[:, :-1].max(-1).values.tolist()
+        ranked = sorted((i for i in range(12) if not mask.flatten(1)[b, i]), key=lambda i: -scores[i])[:5]
+        selected = [int((tokens[b] == row).all(-1).nonzero()) for row in content[b]]
+        assert sorted(selected) == sorted(ranked)
+        torch.testing.assert_close(reference[b], boxes[b, selected])
+        assert not any(mask.flatten(1)[b, i] for i in selected)
+
+
+def test_encoder_proposals_are_trained_and_queries_carry_no_gradient():
+    model = _model().train()
+    data = _batch(model)
+    _, references, _, proposals, _ = model.forward_transformer(data['inputs'], data['data_samples'])
+    assert proposals[0].shape == (2, 16, 4) and proposals[1].shape == (2, 16, 4)  # 4x4 tokens, C + 1 = 4
+    assert not references.requires_grad
+    losses = model.loss(data['inputs'], data['data_samples'])
+    assert {'enc.loss_cls', 'enc.loss_bbox', 'enc.loss_iou'} <= set(losses)
+    model.zero_grad()
+    (losses['enc.loss_bbox'] + losses['enc.loss_iou']).backward()
+    first = next(model.backbone.parameters())                        # the stem's conv
+    assert first.grad is not None and first.grad.abs().sum() > 0     # the proposal loss reaches it
+    assert model.decoder.layers[0].self_attn.v_proj.weight.requires_grad  # queries carry content here
+
+
+def test_no_boxes_gives_class_loss_only():
+    model = _model().train()
+    data = _batch(model, boxes_per_image=())
+    losses = model.loss(data['inputs'], data['data_samples'])
+    assert losses['enc.loss_cls'] > 0
+    assert losses['enc.loss_bbox'] == 0 and losses['enc.loss_iou'] == 0
+
+
+def test_fewer_tokens_than_queries_and_bad_size_are_errors():
+    model = _model(num_queries=50).eval()                     # 64x64 at stride 16: 16 tokens
+    data = _batch(model)
+    with pytest.raises(ValueError, match='fewer than the 50 queries'):
+        model(data['inputs'], data['data_samples'], mode='predict')
+    with pytest.raises(ValueError, match='proposal_size'):
+        _model(proposal_size=1.5)
