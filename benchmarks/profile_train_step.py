@@ -6,8 +6,9 @@ logging) and outside it (the same step on a batch already in memory).
 For each config (default: the YOLO v1 and CenterNet shapes configs) the Runner trains ``--steps``
 iterations on the shapes data (generated under ``--work-dir``) with validation and checkpoints off;
 timers wrap the parts of ``model.train_step``: data loading (waiting for the next batch), the data
-preprocessor, forward (backbone + neck + head convs), loss (``loss_by_feat``, target generation
-included, and of it the target generator / assigner alone), backward, optimizer step (with gradient
+preprocessor, forward (backbone, neck, heads; DETR's transformer; the RPN's proposals), loss
+(``loss_by_feat`` and RoI sampling, target generation included, and of it the target generator /
+assigner / matcher alone), backward, optimizer step (with gradient
 clipping and zero_grad), and the rest (hooks, logging, parsing the losses). Then the same step runs
 outside the Runner on one collated batch. Means over the steps after a warm-up, in ms. ``--fast``
 adds the speed switches (bf16 autocast wrapper + channels-last).
@@ -88,15 +89,31 @@ class Timers:
         return {k: 1000 * statistics.mean(s.get(k, 0.0) for s in steps) for k in steps[0]}
 
 
+# The modules a detector runs after ``extract_feat``: dense and DETR heads (``head``), two-stage heads,
+# DETR's transformer and auxiliary head. Whichever a model has are timed.
+FORWARD_MODULES = ('head', 'rpn_head', 'sam', 'roi_head', 'encoder', 'decoder', 'aux_head')
+
+
 def instrument(model, optim_wrapper, timers: Timers):
+    """Wrap the parts of one step. Calls nested inside a timed one are only timed as "of it" rows."""
     timers.wrap(model.data_preprocessor, 'forward', 'preprocessor')
     timers.wrap(model, 'extract_feat', 'forward')
-    timers.wrap(model.head, 'forward', 'forward')
-    timers.wrap(model.head, 'loss_by_feat', 'loss (all)')
-    if hasattr(model.head, 'assigner'):
-        timers.wrap(model.head.assigner, 'assign', '  of it: targets')
-    if hasattr(model.head, 'target_generator'):
-        timers.wrap_callable(model.head, 'target_generator', '  of it: targets')
+    for name in FORWARD_MODULES:
+        module = getattr(model, name, None)
+        if module is None:
+            continue
+        timers.wrap(module, 'forward', 'forward')
+        if hasattr(module, 'loss_by_feat'):
+            timers.wrap(module, 'loss_by_feat', 'loss (all)')
+        if hasattr(module, 'sample'):                       # RoI sampling: assignment of the proposals
+            timers.wrap(module, 'sample', 'loss (all)')
+        if hasattr(module, 'assigner'):
+            timers.wrap(module.assigner, 'assign', '  of it: targets')
+        for callable_name in ('target_generator', 'matcher'):
+            if hasattr(module, callable_name):
+                timers.wrap_callable(module, callable_name, '  of it: targets')
+    if hasattr(model, 'rpn_head'):                          # proposals of the RPN, part of the forward
+        timers.wrap(model.rpn_head, 'predict_by_feat', 'forward')
     timers.wrap(optim_wrapper, 'backward', 'backward')
     timers.wrap(optim_wrapper, 'step', 'optimizer')
     timers.wrap(optim_wrapper, 'zero_grad', 'optimizer')
