@@ -185,7 +185,9 @@ def profile(config: str, args, work: Path) -> dict:
         model.train_step(batch, optim_wrapper)
         outside.close_step(time.perf_counter() - start)
     return dict(inside=inside.means(args.warmup), outside=outside.means(args.warmup),
-                batch=cfg.train_dataloader.batch_size, workers=cfg.train_dataloader.num_workers)
+                batch=cfg.train_dataloader.batch_size, workers=cfg.train_dataloader.num_workers,
+                precision='bf16 autocast' if cfg.optim_wrapper.type == 'AutocastOptimWrapper' else 'fp32',
+                layout='channels-last' if cfg.model.data_preprocessor.get('channels_last') else 'NCHW')
 
 
 def main(argv=None):
@@ -198,7 +200,7 @@ def main(argv=None):
         for r in (inside, outside):
             known = sum(v for k, v in r.items() if k in PARTS and not k.startswith(' ') and k != PARTS[-1])
             r[PARTS[-1]] = r['total'] - known
-        print(f"\n{Path(config).name} ({'bf16 + channels-last' if args.fast else 'fp32'}), batch "
+        print(f"\n{Path(config).name} ({res['precision']}, {res['layout']}), batch "
               f"{res['batch']}, num_workers {res['workers']}, {args.threads} threads; mean ms per step")
         print('| part | inside the Runner | share | outside (batch in memory) | share |')
         print('|---|---:|---:|---:|---:|')
