@@ -66,11 +66,22 @@ def test_padded_memory_cannot_change_the_output_and_gradients_flow():
     assert memory.grad[~padding].abs().sum() > 0 and memory.grad[padding].abs().sum() == 0
 
 
-def test_runs_in_fp32_under_bf16_autocast():
+def test_runs_in_fp32_under_bf16_autocast(monkeypatch):
+    """The sampling itself gets fp32 values and locations under bf16 autocast (bf16 would round the
+    locations by up to 1/256 of the map); the output stays close to the fp32 module's."""
+    seen = []
+    grid_sample = torch.nn.functional.grid_sample
+
+    def recording_grid_sample(values, grid, **kwargs):
+        seen.append((values.dtype, grid.dtype))
+        return grid_sample(values, grid, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, 'grid_sample', recording_grid_sample)
     attn = DeformableCrossAttention(32, num_heads=4, num_points=4)
     query, reference, memory, shape, padding, ratios = _inputs()
     with torch.autocast('cpu', dtype=torch.bfloat16):
         low = attn(query, reference, memory, shape, padding, ratios)
+    assert seen == [(torch.float32, torch.float32)]
     full = attn(query, reference, memory, shape, padding, ratios)
     assert (low.float() - full).abs().max() < 0.05
 
