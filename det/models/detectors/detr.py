@@ -81,7 +81,8 @@ class DETR(BaseDetector):
     The padding mask (pixels outside each sample's ``img_shape``) goes through the encoder and the
     decoder's cross-attention and shapes the positional encoding, so predictions of a padded image match
     those of the unpadded one. ``_forward`` (mode ``'tensor'``) returns the head's raw
-    ``(cls_logits [L, B, Q, C + 1], boxes [L, B, Q, 4])`` of every decoder layer, boxes normalised
+    ``(cls_logits [L, B, Q, K], boxes [L, B, Q, 4])`` of every decoder layer (K = C + 1, or C with a
+    sigmoid class loss), boxes normalised
     (cx, cy, w, h) of the unpadded image.
     """
 
@@ -183,7 +184,7 @@ class DETR(BaseDetector):
     def select_queries(self, memory: torch.Tensor, mask: torch.Tensor) -> tuple:
         """Two-stage query selection. ``memory [B, hw, D]``, ``mask [B, h, w]`` -> content ``[B, Q, D]``
         and reference boxes ``[B, Q, 4]`` of the Q best-scoring unpadded tokens (gradient stopped), and
-        every token's proposals ``(cls_logits [B, hw, C + 1], boxes [B, hw, 4])`` for the loss. A token's
+        every token's proposals ``(cls_logits [B, hw, K], boxes [B, hw, 4])`` for the loss. A token's
         score is its most probable object class; padded tokens come last (an image padded to under Q
         valid tokens gets some of them, whose boxes lie outside it). The check is on shapes only, so
         the model exports with ``torch.export``."""
@@ -193,7 +194,7 @@ class DETR(BaseDetector):
                              f'{self.num_queries} queries to select: use a larger input or fewer queries')
         tokens = self.enc_output(memory.masked_fill(padding[..., None], 0.0))
         cls_logits, boxes = self.head.encoder_forward(tokens, self.token_anchors(mask))
-        scores = cls_logits.detach().float().softmax(-1)[..., :-1].amax(-1).masked_fill(padding, -1.0)
+        scores = self.head.class_scores(cls_logits.detach()).amax(-1).masked_fill(padding, -1.0)
         # Exact ties (common at random init) go to the lower token index, as in ONNX's TopK, so an exported
         # model selects the same set: the float64 offset is far below a float32 score's resolution. The
         # queries are then kept in token order.

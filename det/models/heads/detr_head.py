@@ -5,15 +5,20 @@ every earlier one. Denoising queries (DN-DETR), when the detector adds them, are
 own ground truth without matching. With ``encoder_proposals`` the head also scores every encoder token as
 a proposal (two-stage query selection, Deformable DETR / RT-DETR): its own class and box branches, and
 the same set loss on all tokens, which gives the encoder and backbone a signal of where objects are.
+With a sigmoid class loss (``loss_cls=dict(type='VarifocalLoss')``, RT-DETR's IoU-aware classification)
+the class branches have C outputs scored by the sigmoid, no "no object" class, and each matched query's
+class target is the IoU of its box with its ground truth.
 
 Boxes inside the head are normalised (cx, cy, w, h) relative to each image's unpadded size
 (``img_shape``); they enter and leave it as xyxy network-input pixels.
 """
+import math
+
 import torch
 from mmengine.dist import all_reduce, get_world_size
 from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
-from torchvision.ops import box_convert
+from torchvision.ops import box_convert, box_iou
 
 from det.models.detr import MLP, inverse_sigmoid
 from det.registry import MODELS, TASK_UTILS
@@ -32,21 +37,24 @@ class DETRHead(BaseModule):
     """Class and box branches over decoder outputs, with DETR's set loss.
 
     Args:
-        num_classes: C; labels ``0..C-1``, index C is "no object".
+        num_classes: C; labels ``0..C-1``, index C is "no object" (softmax class losses only).
         embed_dims: the transformer's width D.
         num_reg_layers: layers of the box MLP (3 in the paper).
         bg_cls_weight: cross-entropy weight of the "no object" class (0.1 in the paper).
-        matcher: TASK_UTILS config of the matcher (``HungarianMatcher`` with costs 1 / 5 / 2).
-        loss_cls / loss_bbox / loss_iou: cross-entropy, L1 on normalised (cx, cy, w, h) and GIoU on
-            normalised xyxy boxes; the box losses are normalised by the number of ground-truth boxes in
-            the batch (averaged over processes), the class loss by the sum of its weights.
+        matcher: TASK_UTILS config of the matcher (``HungarianMatcher`` with costs 1 / 5 / 2; its
+            ``class_cost_type='focal'`` with a sigmoid class loss).
+        loss_cls / loss_bbox / loss_iou: cross-entropy (or a loss with ``use_sigmoid``, such as
+            ``VarifocalLoss``), L1 on normalised (cx, cy, w, h) and GIoU on normalised xyxy boxes; the
+            box losses and a sigmoid class loss are normalised by the number of ground-truth boxes in the
+            batch (averaged over processes), the cross-entropy by the sum of its weights.
         test_cfg: ``score_thr``, ``max_per_img``, ``topk`` (candidate (query, class) pairs kept by score);
             ``nms`` stays None (set prediction needs none).
         encoder_proposals: build the class and box branches that score encoder tokens
             (:meth:`encoder_forward`); the detector sets it for its two-stage ``query_type='encoder'``.
 
     ``forward(hidden [L, B, Q, D], references [L, B, Q, 4] or None)`` returns ``cls_logits
-    [L, B, Q, C + 1]`` and ``boxes [L, B, Q, 4]`` normalised (cx, cy, w, h): ``sigmoid(MLP(hidden))``, or,
+    [L, B, Q, K]`` (K = C + 1, or C with a sigmoid class loss) and ``boxes [L, B, Q, 4]`` normalised
+    (cx, cy, w, h): ``sigmoid(MLP(hidden))``, or,
     with reference boxes (anchor queries), ``sigmoid(inverse_sigmoid(reference) + MLP(hidden))``.
     """
 
@@ -58,20 +66,41 @@ class DETRHead(BaseModule):
                  encoder_proposals: bool = False, init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         self.num_classes, self.bg_cls_weight = num_classes, bg_cls_weight
-        self.cls_branch = torch.nn.Linear(embed_dims, num_classes + 1)
+        self.loss_cls = MODELS.build(loss_cls or dict(type='CrossEntropyLoss', loss_weight=1.0))
+        self.use_sigmoid = getattr(self.loss_cls, 'use_sigmoid', False)
+        self.matcher = TASK_UTILS.build(
+            matcher or dict(type='HungarianMatcher', class_cost=1.0, bbox_cost=5.0, giou_cost=2.0))
+        cost_type = getattr(self.matcher, 'class_cost_type', None)
+        if cost_type is not None and (cost_type == 'focal') != self.use_sigmoid:
+            raise ValueError(f"the matcher's class_cost_type={cost_type!r} does not fit "
+                             f"{type(self.loss_cls).__name__}: use 'focal' with a sigmoid class loss "
+                             "(VarifocalLoss) and 'probability' with CrossEntropyLoss")
+        num_outputs = num_classes if self.use_sigmoid else num_classes + 1
+        self.cls_branch = torch.nn.Linear(embed_dims, num_outputs)
         self.reg_branch = MLP(embed_dims, embed_dims, 4, num_reg_layers)
         self.enc_cls_branch = self.enc_reg_branch = None
         if encoder_proposals:
-            self.enc_cls_branch = torch.nn.Linear(embed_dims, num_classes + 1)
+            self.enc_cls_branch = torch.nn.Linear(embed_dims, num_outputs)
             self.enc_reg_branch = MLP(embed_dims, embed_dims, 4, num_reg_layers)
-        self.matcher = TASK_UTILS.build(
-            matcher or dict(type='HungarianMatcher', class_cost=1.0, bbox_cost=5.0, giou_cost=2.0))
-        self.loss_cls = MODELS.build(loss_cls or dict(type='CrossEntropyLoss', loss_weight=1.0))
         self.loss_bbox = MODELS.build(loss_bbox or dict(type='L1Loss', loss_weight=5.0))
         self.loss_iou = MODELS.build(loss_iou or dict(type='GIoULoss', loss_weight=2.0))
         self.test_cfg = build_test_cfg(test_cfg, self.default_test_cfg)
         if self.test_cfg['nms'] is not None:
             raise ValueError('DETRHead predicts a set and runs no NMS; leave test_cfg nms=None')
+
+    def init_weights(self):
+        super().init_weights()
+        if self.use_sigmoid:
+            # Every class starts at probability 0.01 (RetinaNet's prior), so the many negatives do not
+            # swamp the first steps' loss.
+            for branch in (self.cls_branch, self.enc_cls_branch):
+                if branch is not None:
+                    torch.nn.init.constant_(branch.bias, -math.log(99.0))
+
+    def class_scores(self, cls_logits: torch.Tensor) -> torch.Tensor:
+        """Logits ``[..., K]`` -> per-class probabilities ``[..., C]`` (sigmoid, or softmax without the
+        "no object" column)."""
+        return cls_logits.float().sigmoid() if self.use_sigmoid else cls_logits.float().softmax(-1)[..., :-1]
 
     def box_delta(self, hidden: torch.Tensor, branch: torch.nn.Module = None) -> torch.Tensor:
         """The box MLP (``reg_branch`` unless another is given) in fp32, also under bf16 autocast: bf16's
@@ -82,7 +111,7 @@ class DETRHead(BaseModule):
 
     def encoder_forward(self, memory: torch.Tensor, anchors: torch.Tensor) -> tuple:
         """Encoder tokens as proposals: ``memory [B, HW, D]`` and each token's anchor ``[B, HW, 4]``
-        (normalised cx, cy, w, h) -> ``cls_logits [B, HW, C + 1]`` and ``boxes [B, HW, 4]``, the anchor
+        (normalised cx, cy, w, h) -> ``cls_logits [B, HW, K]`` and ``boxes [B, HW, 4]``, the anchor
         moved by the predicted delta in inverse-sigmoid space."""
         if self.enc_cls_branch is None:
             raise RuntimeError('this DETRHead was built without encoder_proposals=True')
@@ -104,7 +133,7 @@ class DETRHead(BaseModule):
 
     def loss_by_feat(self, cls_logits, boxes, batch_gt_instances: list, batch_img_metas: list,
                      denoising=None, proposals: tuple = None) -> dict:
-        """``cls_logits [L, B, Q', C + 1]``, ``boxes [L, B, Q', 4]`` (Q' = P denoising + Q matching) ->
+        """``cls_logits [L, B, Q', K]``, ``boxes [L, B, Q', 4]`` (Q' = P denoising + Q matching) ->
         ``loss_cls / loss_bbox / loss_iou`` of the last layer, ``d{l}.loss_*`` of layer l < L - 1,
         ``loss_dn_*`` / ``d{l}.loss_dn_*`` for the denoising queries and ``enc.loss_*`` for the encoder
         tokens' ``proposals`` (matched one-to-one like the queries)."""
@@ -140,25 +169,47 @@ class DETRHead(BaseModule):
         return max(count.item(), 1.0)
 
     def _matching_loss(self, cls_logits, boxes, gt_labels, gt_boxes, num_boxes) -> dict:
-        """One layer's matching queries: ``cls_logits [B, Q, C + 1]``, ``boxes [B, Q, 4]``."""
+        """One layer's matching queries: ``cls_logits [B, Q, K]``, ``boxes [B, Q, 4]``."""
         matches = self.matcher(cls_logits.detach(), boxes.detach(), gt_labels, gt_boxes)
         batch_idx = torch.cat([torch.full_like(q, b) for b, (q, _) in enumerate(matches)])
         query_idx = torch.cat([q for q, _ in matches])
-        labels = torch.full(cls_logits.shape[:2], self.num_classes, dtype=torch.long,
-                            device=cls_logits.device)
-        labels[batch_idx, query_idx] = torch.cat([gt_labels[b][g] for b, (_, g) in enumerate(matches)])
-        weights = torch.where(labels == self.num_classes, self.bg_cls_weight, 1.0)
+        matched_labels = torch.cat([gt_labels[b][g] for b, (_, g) in enumerate(matches)])
         matched = boxes[batch_idx, query_idx]
         targets = torch.cat([gt_boxes[b][g] for b, (_, g) in enumerate(matches)]).reshape(-1, 4)
+        box_losses = self._box_losses(matched, targets, num_boxes)
+        if self.use_sigmoid:
+            scores = torch.zeros_like(cls_logits)
+            scores[batch_idx, query_idx, matched_labels] = self._paired_iou(matched, targets)
+            return dict(loss_cls=self.loss_cls(cls_logits.flatten(0, 1), scores.flatten(0, 1),
+                                               avg_factor=num_boxes), **box_losses)
+        labels = torch.full(cls_logits.shape[:2], self.num_classes, dtype=torch.long,
+                            device=cls_logits.device)
+        labels[batch_idx, query_idx] = matched_labels
+        weights = torch.where(labels == self.num_classes, self.bg_cls_weight, 1.0)
         return dict(loss_cls=self.loss_cls(cls_logits.flatten(0, 1), labels.flatten(),
-                                           weight=weights.flatten()),
-                    **self._box_losses(matched, targets, num_boxes))
+                                           weight=weights.flatten()), **box_losses)
+
+    @staticmethod
+    def _paired_iou(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """IoU of each pair of ``[M, 4]`` normalised (cx, cy, w, h) boxes, ``[M]``, without gradient
+        (the IoU-aware class target)."""
+        with torch.no_grad():
+            xyxy = [box_convert(b.float(), 'cxcywh', 'xyxy') for b in (pred, target)]
+            return box_iou(*xyxy).diagonal().clamp(min=0.0)
 
     def _denoising_loss(self, cls_logits, boxes, denoising, num_boxes) -> dict:
         """Denoising queries reconstruct their own ground truth (no matching); normalised per group."""
         valid = denoising.valid
-        losses = self._box_losses(boxes[valid], denoising.targets[valid], num_boxes * denoising.num_groups)
-        return dict(loss_dn_cls=self.loss_cls(cls_logits[valid], denoising.labels[valid]),
+        normaliser = num_boxes * denoising.num_groups
+        pred, targets, labels = boxes[valid], denoising.targets[valid], denoising.labels[valid]
+        losses = self._box_losses(pred, targets, normaliser)
+        if self.use_sigmoid:
+            scores = torch.zeros_like(cls_logits[valid])
+            scores[torch.arange(len(labels), device=labels.device), labels] = self._paired_iou(pred, targets)
+            loss_cls = self.loss_cls(cls_logits[valid], scores, avg_factor=normaliser)
+        else:
+            loss_cls = self.loss_cls(cls_logits[valid], labels)
+        return dict(loss_dn_cls=loss_cls,
                     **{name.replace('loss_', 'loss_dn_'): value for name, value in losses.items()})
 
     def _box_losses(self, pred, target, num_boxes) -> dict:
@@ -175,11 +226,11 @@ class DETRHead(BaseModule):
         return self.predict_by_feat(cls_logits[-1], boxes[-1], [s.metainfo for s in data_samples])
 
     def predict_by_feat(self, cls_logits, boxes, batch_img_metas: list) -> list:
-        """``cls_logits [B, Q, C + 1]``, ``boxes [B, Q, 4]`` -> detections. Every (query, class) pair is a
-        candidate scored by the softmax probability of the class; the ``topk`` best above ``score_thr``
-        are kept, at most ``max_per_img``."""
+        """``cls_logits [B, Q, K]``, ``boxes [B, Q, 4]`` -> detections. Every (query, class) pair is a
+        candidate scored by the class's probability (:meth:`class_scores`); the ``topk`` best above
+        ``score_thr`` are kept, at most ``max_per_img``."""
         cfg = self.test_cfg
-        scores = cls_logits.float().softmax(-1)[..., :-1]
+        scores = self.class_scores(cls_logits)
         results = []
         for img_scores, img_boxes, meta in zip(scores, boxes.float(), batch_img_metas):
             flat, order = img_scores.flatten().topk(min(cfg['topk'], cfg['max_per_img'], img_scores.numel()))

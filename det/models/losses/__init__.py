@@ -6,3 +6,4 @@ from .giou_loss import GIoULoss  # noqa: F401
 from .l1_loss import L1Loss  # noqa: F401
 from .mse_loss import MSELoss  # noqa: F401
 from .smooth_l1_loss import SmoothL1Loss  # noqa: F401
+from .varifocal_loss import VarifocalLoss  # noqa: F401

@@ -12,7 +12,10 @@ class HungarianMatcher:
     """Matches queries to ground truths by ``class_cost * C_cls + bbox_cost * C_L1 + giou_cost * C_giou``.
 
     - ``C_cls = -softmax(logits)[label]`` (the paper's probability, not the log-probability, so the class
-      term is on the same scale as the box terms);
+      term is on the same scale as the box terms), or, with ``class_cost_type='focal'`` for heads with
+      per-class sigmoid scores (Deformable DETR, DINO, RT-DETR), the focal loss of calling the query
+      positive for the label minus that of calling it negative:
+      ``alpha (1-p)^gamma (-log p) - (1-alpha) p^gamma (-log(1-p))``, ``p = sigmoid(logits)[label]``;
     - ``C_L1`` the L1 distance of normalised (cx, cy, w, h) boxes;
     - ``C_giou = -GIoU`` of the same boxes as xyxy (normalised, as the reference).
 
@@ -21,16 +24,33 @@ class HungarianMatcher:
     error (some object could not be predicted). Defaults are the paper's weights (1, 5, 2).
     """
 
-    def __init__(self, class_cost: float = 1.0, bbox_cost: float = 5.0, giou_cost: float = 2.0):
+    CLASS_COST_TYPES = ('probability', 'focal')
+
+    def __init__(self, class_cost: float = 1.0, bbox_cost: float = 5.0, giou_cost: float = 2.0,
+                 class_cost_type: str = 'probability', focal_alpha: float = 0.25, focal_gamma: float = 2.0):
         if class_cost == 0 and bbox_cost == 0 and giou_cost == 0:
             raise ValueError('HungarianMatcher needs at least one non-zero cost weight')
+        if class_cost_type not in self.CLASS_COST_TYPES:
+            raise ValueError(f'class_cost_type must be one of {self.CLASS_COST_TYPES}, '
+                             f'got {class_cost_type!r}')
         self.class_cost, self.bbox_cost, self.giou_cost = class_cost, bbox_cost, giou_cost
+        self.class_cost_type, self.focal_alpha, self.focal_gamma = class_cost_type, focal_alpha, focal_gamma
+
+    def _class_cost(self, cls_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """``[N, K]`` logits, ``[G]`` labels -> ``[N, G]`` cost of giving query n ground truth g's class."""
+        if self.class_cost_type == 'probability':
+            return -cls_logits.softmax(-1)[:, labels]
+        prob = cls_logits[:, labels].sigmoid()
+        positive = self.focal_alpha * (1 - prob).pow(self.focal_gamma) * -(prob + 1e-8).log()
+        negative = (1 - self.focal_alpha) * prob.pow(self.focal_gamma) * -(1 - prob + 1e-8).log()
+        return positive - negative
 
     @torch.no_grad()
     def __call__(self, cls_logits: torch.Tensor, pred_boxes: torch.Tensor, gt_labels: list,
                  gt_boxes: list) -> list:
         """Args:
-            cls_logits: ``[B, Q, C + 1]`` class logits, the last class being "no object".
+            cls_logits: ``[B, Q, C + 1]`` class logits, the last class being "no object" (``[B, Q, C]``
+                sigmoid logits with ``class_cost_type='focal'``).
             pred_boxes: ``[B, Q, 4]`` normalised (cx, cy, w, h) in [0, 1].
             gt_labels: ``B`` long tensors ``[G_i]`` in ``0..C-1``.
             gt_boxes: ``B`` tensors ``[G_i, 4]`` normalised (cx, cy, w, h).
@@ -53,11 +73,10 @@ class HungarianMatcher:
         if sum(sizes) == 0:
             return [(empty, empty) for _ in range(batch)]
 
-        prob = cls_logits.flatten(0, 1).float().softmax(-1)                       # [B*Q, C+1]
         boxes = pred_boxes.flatten(0, 1).float()                                  # [B*Q, 4]
         labels = torch.cat(list(gt_labels)).to(device)
         targets = torch.cat(list(gt_boxes)).to(device=device, dtype=boxes.dtype)  # [G, 4]
-        cost = (self.class_cost * -prob[:, labels]
+        cost = (self.class_cost * self._class_cost(cls_logits.flatten(0, 1).float(), labels)
                 + self.bbox_cost * torch.cdist(boxes, targets, p=1)
                 - self.giou_cost * generalized_box_iou(box_convert(boxes, 'cxcywh', 'xyxy'),
                                                        box_convert(targets, 'cxcywh', 'xyxy')))

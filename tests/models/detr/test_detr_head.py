@@ -112,3 +112,63 @@ def test_predict_returns_input_pixels_best_first():
 def test_nms_is_refused():
     with pytest.raises(ValueError, match='no NMS'):
         _head(test_cfg=dict(nms=dict(iou_thr=0.5)))
+
+
+def _vfl_head(**kwargs):
+    return _head(loss_cls=dict(type='VarifocalLoss', alpha=0.75, gamma=2.0),
+                 matcher=dict(type='HungarianMatcher', class_cost=2.0, class_cost_type='focal'), **kwargs)
+
+
+def test_varifocal_head_has_c_outputs_and_prior_bias():
+    head = _vfl_head(encoder_proposals=True)
+    head.init_weights()
+    assert head.cls_branch.out_features == head.enc_cls_branch.out_features == 3
+    torch.testing.assert_close(head.class_scores(head.cls_branch.bias), torch.full((3,), 0.01))
+
+
+def test_varifocal_class_target_is_the_matched_iou():
+    """One query, one box: the match is forced, so the class loss is VFL with the box's IoU as target."""
+    head = _vfl_head()
+    gt = _gt([[40.0, 20.0, 120.0, 60.0]], [2])
+    logits = torch.tensor([[[[0.3, -1.0, 0.8]]]])
+    boxes = torch.tensor([[[[0.42, 0.38, 0.36, 0.44]]]])
+    losses = head.loss_by_feat(logits, boxes, [gt], [META])
+    from torchvision.ops import box_iou
+    iou = box_iou(box_convert(boxes[0, 0], 'cxcywh', 'xyxy'),
+                  box_convert(torch.tensor([[0.4, 0.4, 0.4, 0.4]]), 'cxcywh', 'xyxy'))[0, 0].item()
+    p = torch.sigmoid(logits[0, 0, 0]).tolist()
+
+    def bce(prob, q):
+        return -(q * math.log(prob) + (1 - q) * math.log(1 - prob))
+    expected = 0.75 * p[0] ** 2 * bce(p[0], 0) + 0.75 * p[1] ** 2 * bce(p[1], 0) + iou * bce(p[2], iou)
+    assert losses['loss_cls'].item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_varifocal_empty_ground_truth_and_denoising():
+    from det.models.detr import DenoisingQueries
+    head = _vfl_head()
+    cls_logits = torch.randn(2, 1, 5, 3)
+    boxes = torch.rand(2, 1, 5, 4).clamp(0.1, 0.9)
+    empty = head.loss_by_feat(cls_logits, boxes, [_gt([], [])], [META])
+    assert empty['loss_cls'] > 0 and empty['loss_bbox'].item() == 0 and empty['loss_iou'].item() == 0
+    gt = _gt([[40.0, 20.0, 120.0, 60.0]], [1])
+    queries = DenoisingQueries(num_classes=3, embed_dims=8, num_groups=2)(
+        [gt.labels], [torch.tensor([[0.4, 0.4, 0.4, 0.4]])], num_matching=3)
+    losses = head.loss_by_feat(cls_logits, boxes, [gt], [META], queries)
+    assert losses['loss_dn_cls'] > 0 and torch.isfinite(losses['loss_dn_cls'])
+
+
+def test_varifocal_predict_scores_by_sigmoid():
+    head = _vfl_head(test_cfg=dict(max_per_img=2))
+    cls_logits = torch.full((1, 3, 3), -10.0)
+    cls_logits[0, 0, 1], cls_logits[0, 2, 0] = 2.0, 1.0
+    result, = head.predict_by_feat(cls_logits, torch.rand(1, 3, 4).clamp(0.1, 0.9), [META])
+    assert result.labels.tolist() == [1, 0]
+    torch.testing.assert_close(result.scores, torch.sigmoid(torch.tensor([2.0, 1.0])))
+
+
+def test_class_loss_and_matcher_cost_must_agree():
+    with pytest.raises(ValueError, match="'focal' with a sigmoid class loss"):
+        _head(loss_cls=dict(type='VarifocalLoss'))
+    with pytest.raises(ValueError, match='does not fit CrossEntropyLoss'):
+        _head(matcher=dict(type='HungarianMatcher', class_cost_type='focal'))

@@ -19,14 +19,21 @@ def _random_case(gen, num_queries, num_gts, num_classes=4):
     return logits, boxes[:num_queries], labels, boxes[num_queries:]
 
 
-def _brute_force(logits, pred, labels, gts, weights=(1.0, 5.0, 2.0)):
+def _focal_class_cost(logits, labels, alpha=0.25, gamma=2.0):
+    """Deformable DETR's focal matching cost, written out with numpy."""
+    p = 1.0 / (1.0 + np.exp(-logits.double().numpy()[:, labels.numpy()]))
+    return alpha * (1 - p) ** gamma * -np.log(p) - (1 - alpha) * p ** gamma * -np.log(1 - p)
+
+
+def _brute_force(logits, pred, labels, gts, weights=(1.0, 5.0, 2.0), focal=False):
     """Least-cost injective map ground truth -> query, by enumerating every one; cost terms written out
     from the paper's definitions with numpy."""
-    prob = torch.softmax(logits.double(), -1).numpy()
+    class_cost = (_focal_class_cost(logits, labels) if focal
+                  else -torch.softmax(logits.double(), -1).numpy()[:, labels.numpy()])
     p, g = pred.double().numpy(), gts.double().numpy()
     giou = generalized_box_iou(box_convert(pred.double(), 'cxcywh', 'xyxy'),
                                box_convert(gts.double(), 'cxcywh', 'xyxy')).numpy()
-    cost = (-weights[0] * prob[:, labels.numpy()] + weights[1] * np.abs(p[:, None] - g[None]).sum(-1)
+    cost = (weights[0] * class_cost + weights[1] * np.abs(p[:, None] - g[None]).sum(-1)
             - weights[2] * giou)
     best, best_cost = None, np.inf
     for queries in itertools.permutations(range(len(p)), len(g)):
@@ -52,6 +59,25 @@ def test_matches_brute_force(num_queries, num_gts):
         got_cost = sum(cost[q, g] for q, g in zip(q_idx.tolist(), g_idx.tolist()))
         assert got_cost == pytest.approx(best_cost, abs=1e-6)
         assert {g: q for q, g in zip(q_idx.tolist(), g_idx.tolist())} == dict(enumerate(best))
+
+
+@pytest.mark.parametrize('num_queries,num_gts', [(5, 3), (6, 4), (7, 5)])
+def test_focal_class_cost_matches_brute_force(num_queries, num_gts):
+    """``class_cost_type='focal'`` (sigmoid logits, no "no object" column), RT-DETR's weights 2 / 5 / 2."""
+    gen = torch.Generator().manual_seed(100 + num_queries * 10 + num_gts)
+    logits, boxes, labels, gts = _random_case(gen, num_queries, num_gts)
+    logits = 2 * logits[:, :-1]
+    matcher = TASK_UTILS.build(dict(type='HungarianMatcher', class_cost=2.0, class_cost_type='focal'))
+    (q_idx, g_idx), = matcher(logits[None], boxes[None], [labels], [gts])
+    best, best_cost, cost = _brute_force(logits, boxes, labels, gts, weights=(2.0, 5.0, 2.0), focal=True)
+    got_cost = sum(cost[q, g] for q, g in zip(q_idx.tolist(), g_idx.tolist()))
+    assert got_cost == pytest.approx(best_cost, abs=1e-6)
+    assert {g: q for q, g in zip(q_idx.tolist(), g_idx.tolist())} == dict(enumerate(best))
+
+
+def test_unknown_class_cost_type_is_an_error():
+    with pytest.raises(ValueError, match="'probability', 'focal'"):
+        TASK_UTILS.build(dict(type='HungarianMatcher', class_cost_type='sigmoid'))
 
 
 def test_cost_weights_are_used():
