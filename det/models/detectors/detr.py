@@ -17,6 +17,7 @@ decoder's ``cross_attention='deformable'``, :class:`DeformableCrossAttention`):
   assignment, Zong et al. ICCV 2023), so that backbone and encoder learn where objects are from a
   stable, dense signal instead of the Hungarian matching's, which changes from step to step.
 """
+import math
 from typing import NamedTuple
 
 import torch
@@ -61,7 +62,9 @@ class DETR(BaseDetector):
     """DETR and its speed-up variants, on the detector contract of :class:`BaseDetector`.
 
     Args:
-        backbone / neck: configs; the transformer reads the last (coarsest) map of the tuple.
+        backbone / neck: configs; the encoder reads the last (coarsest) map of the tuple. A deformable
+            decoder also samples every finer map, each through its own 1x1 conv + GroupNorm to D
+            channels (multi-scale, as Deformable DETR and RT-DETR); global cross-attention takes one map.
         head: ``DETRHead`` config (``embed_dims`` is filled in).
         num_queries: Q object queries.
         embed_dims: D, the transformer's width.
@@ -108,10 +111,19 @@ class DETR(BaseDetector):
         self.input_proj = nn.Conv2d(channels[-1], embed_dims, 1)
         self.positional_encoding = SinePositionalEncoding(embed_dims // 2, **(positional_encoding or {}))
         self.encoder = DetrTransformerEncoder(embed_dims, **(encoder or {}))
-        self.decoder = DetrTransformerDecoder(embed_dims, **(decoder or {}))
+        decoder = dict(decoder or {})
+        if decoder.get('cross_attention') == 'deformable':
+            decoder['num_levels'] = len(channels)
+        elif len(channels) > 1:
+            raise ValueError(f'the backbone / neck gives {len(channels)} maps but global cross-attention '
+                             "reads one: give one out_index, or use decoder cross_attention='deformable'")
+        self.decoder = DetrTransformerDecoder(embed_dims, **decoder)
         if self.decoder.cross_attention == 'deformable' and query_type == 'embedding':
             raise ValueError("deformable cross-attention samples around reference boxes: use query_type "
                              "'anchor' or 'encoder', not 'embedding'")
+        self.level_proj = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(c, embed_dims, 1), nn.GroupNorm(math.gcd(32, embed_dims), embed_dims))
+            for c in channels[:-1])
         if query_type == 'embedding':
             self.query_embedding = nn.Embedding(num_queries, embed_dims)
         elif query_type == 'anchor':
@@ -209,9 +221,10 @@ class DETR(BaseDetector):
                             denoise: bool = False) -> TransformerOutput:
         """Backbone, encoder and decoder (:class:`TransformerOutput`); denoising queries only with
         ``denoise`` and a model that has them."""
-        feat = self.extract_feat(inputs)[-1]
-        mask = F.interpolate(self.padding_mask(inputs, data_samples)[None].float(),
-                             size=feat.shape[-2:])[0].bool()                      # [B, h, w]
+        feats = self.extract_feat(inputs)
+        feat = feats[-1]
+        input_mask = self.padding_mask(inputs, data_samples)[None].float()
+        mask = F.interpolate(input_mask, size=feat.shape[-2:])[0].bool()          # [B, h, w]
         memory = self.input_proj(feat).flatten(2).transpose(1, 2)                  # [B, hw, D]
         memory_pos = self.positional_encoding(mask).flatten(2).transpose(1, 2).to(memory.dtype)
         padding = mask.flatten(1)
@@ -241,10 +254,16 @@ class DETR(BaseDetector):
             else:
                 reference = torch.cat([dn.boxes, reference], dim=1)
             attn_mask = dn.attn_mask
-        hidden, references = self.decoder(content, memory, memory_pos, padding, query_pos=query_pos,
+        levels, paddings, shapes = [], [], []       # finer maps for a multi-scale deformable decoder
+        for proj, level in zip(self.level_proj, feats[:-1]):
+            levels.append(proj(level).flatten(2).transpose(1, 2).to(memory.dtype))
+            paddings.append(F.interpolate(input_mask, size=level.shape[-2:])[0].bool().flatten(1))
+            shapes.append(tuple(level.shape[-2:]))
+        hidden, references = self.decoder(content, torch.cat(levels + [memory], 1), memory_pos,
+                                          torch.cat(paddings + [padding], 1), query_pos=query_pos,
                                           self_attn_mask=attn_mask, reference=reference,
-                                          pos_from_reference=self._box_queries,
-                                          refine=self.head.box_delta, memory_shape=tuple(feat.shape[-2:]))
+                                          pos_from_reference=self._box_queries, refine=self.head.box_delta,
+                                          memory_shapes=shapes + [tuple(feat.shape[-2:])])
         return TransformerOutput(hidden, references, dn, proposals, memory_map)
 
     def loss(self, inputs, data_samples):

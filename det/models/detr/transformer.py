@@ -112,21 +112,22 @@ class DecoderLayer(nn.Module):
     """Post-norm query self-attention, cross-attention to the encoder memory, FFN. The query position is
     added to queries and keys of the self-attention and to the queries of the cross-attention; the
     memory position to the cross-attention's keys (``'global'``), or the queries' reference boxes place
-    the samples of a :class:`DeformableCrossAttention` (``'deformable'``, ``num_points`` per head)."""
+    the samples of a :class:`DeformableCrossAttention` (``'deformable'``, ``num_points`` per head and
+    each of ``num_levels`` memory maps)."""
 
     def __init__(self, embed_dims: int, num_heads: int, ffn_dims: int, dropout: float,
-                 cross_attention: str = 'global', num_points: int = 4):
+                 cross_attention: str = 'global', num_points: int = 4, num_levels: int = 1):
         super().__init__()
         self.self_attn = MultiheadAttention(embed_dims, num_heads)
         self.cross_attn = (MultiheadAttention(embed_dims, num_heads) if cross_attention == 'global'
-                           else DeformableCrossAttention(embed_dims, num_heads, num_points))
+                           else DeformableCrossAttention(embed_dims, num_heads, num_points, num_levels))
         self.norm1, self.norm2, self.norm3 = (nn.LayerNorm(embed_dims) for _ in range(3))
         self.ffn = FFN(embed_dims, ffn_dims, dropout)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, query, query_pos, memory, memory_pos, memory_mask, self_attn_mask, reference=None,
                 spatial: tuple = None):
-        """``spatial``: ``(memory_shape, memory_padding, valid_ratios)`` for deformable attention."""
+        """``spatial``: ``(memory_shapes, memory_padding, valid_ratios)`` for deformable attention."""
         qk = query + query_pos
         query = self.norm1(query + self.dropout(self.self_attn(qk, qk, query, self_attn_mask)))
         if isinstance(self.cross_attn, DeformableCrossAttention):
@@ -180,17 +181,22 @@ class DetrTransformerDecoder(nn.Module):
       delta (gradient stopped, as DAB-DETR) for the next layer.
 
     ``cross_attention='deformable'`` (Deformable DETR) samples the memory around each query's current
-    reference box, so it needs reference boxes and the map's ``memory_shape``.
+    reference box, so it needs reference boxes and the maps' ``memory_shapes``; it reads ``num_levels``
+    maps (``'global'`` reads one).
     """
 
     def __init__(self, embed_dims: int = 256, num_layers: int = 6, num_heads: int = 8, ffn_dims: int = 2048,
-                 dropout: float = 0.1, cross_attention: str = 'global', num_points: int = 4):
+                 dropout: float = 0.1, cross_attention: str = 'global', num_points: int = 4,
+                 num_levels: int = 1):
         super().__init__()
         if cross_attention not in CROSS_ATTENTIONS:
             raise ValueError(f'cross_attention must be one of {CROSS_ATTENTIONS}, got {cross_attention!r}')
+        if cross_attention == 'global' and num_levels != 1:
+            raise ValueError(f"global cross-attention reads one memory map, got num_levels={num_levels}: "
+                             "use cross_attention='deformable' for several")
         self.cross_attention = cross_attention
         self.layers = nn.ModuleList(
-            DecoderLayer(embed_dims, num_heads, ffn_dims, dropout, cross_attention, num_points)
+            DecoderLayer(embed_dims, num_heads, ffn_dims, dropout, cross_attention, num_points, num_levels)
             for _ in range(num_layers))
         self.norm = nn.LayerNorm(embed_dims)
 
@@ -201,12 +207,13 @@ class DetrTransformerDecoder(nn.Module):
                 layer.cross_attn.reset_parameters()
 
     def forward(self, query, memory, memory_pos, memory_padding, query_pos=None, self_attn_mask=None,
-                reference=None, pos_from_reference=None, refine=None, memory_shape=None) -> tuple:
+                reference=None, pos_from_reference=None, refine=None, memory_shapes=None) -> tuple:
         """Args:
-            query: ``[B, Q, D]`` content queries; memory / memory_pos: ``[B, HW, D]``;
+            query: ``[B, Q, D]`` content queries; memory: ``[B, HW, D]``, the tokens of each map one
+            after the other; memory_pos: their ``[B, HW, D]`` positions (global cross-attention only);
             memory_padding: ``[B, HW]`` bool, True at padding; self_attn_mask: bool ``[B, Q, Q]`` or
             ``[Q, Q]``, True where query i may attend to query j (denoising groups), None for all;
-            memory_shape: ``(h, w)`` of the memory map (deformable cross-attention only).
+            memory_shapes: ``[(h, w)]`` of each memory map (deformable cross-attention only).
 
         Returns:
             ``hidden [L, B, Q, D]`` (normalised output of every layer) and ``references [L, B, Q, 4]``,
@@ -217,13 +224,16 @@ class DetrTransformerDecoder(nn.Module):
         memory_mask = ~memory_padding[:, None, None, :]                 # [B, 1, 1, HW]
         spatial = None
         if self.cross_attention == 'deformable':
-            if reference is None or memory_shape is None:
+            if reference is None or memory_shapes is None:
                 raise ValueError('deformable cross-attention needs reference boxes (query_type anchor or '
-                                 'encoder) and memory_shape')
-            valid = ~memory_padding.view(-1, *memory_shape)
-            valid_ratios = torch.stack([valid[:, 0, :].sum(1) / memory_shape[1],
-                                        valid[:, :, 0].sum(1) / memory_shape[0]], -1).float()  # (w, h)
-            spatial = (memory_shape, memory_padding, valid_ratios)
+                                 'encoder) and memory_shapes')
+            ratios = []                                   # each map's unpadded (width, height) fraction
+            paddings = memory_padding.split([h * w for h, w in memory_shapes], 1)
+            for padding, (height, width) in zip(paddings, memory_shapes):
+                valid = ~padding.view(-1, height, width)
+                ratios.append(torch.stack([valid[:, 0, :].sum(1) / width, valid[:, :, 0].sum(1) / height],
+                                          -1))
+            spatial = (memory_shapes, memory_padding, torch.stack(ratios, 1).float())      # ratios [B, L, 2]
         if self_attn_mask is not None:
             self_attn_mask = self_attn_mask.unsqueeze(-3)                 # [(B,) 1, Q, Q]
         hidden, references = [], []
