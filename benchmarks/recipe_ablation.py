@@ -83,6 +83,9 @@ def variant_config(name: str, recipe: Config, plain: Config, epochs: int = None)
     dataset = _mix_dataset(cfg)
     if name == 'no-mixup':
         dataset.pipeline = _without(dataset.pipeline, {'MixUp'})
+        hook = _no_mix_hook(cfg)       # it may only name transforms the pipeline still has
+        keys = hook.get('skip_type_keys', ('Mosaic', 'MixUp'))
+        hook.skip_type_keys = tuple(k for k in keys if k != 'MixUp')
     elif name == 'no-mosaic':
         _no_mix_hook(cfg).num_last_epochs = epochs or cfg.train_cfg.max_epochs
     elif name == 'no-affine-hsv':
