@@ -1,8 +1,13 @@
 # The best small DETR on the shapes data (README, DETR): configs/detr_mobilenetv2_320_shapes.py (plain
 # DETR: MobileNetV2-0.5 from scratch at stride 16, d_model 128, 3 + 3 layers, 100 queries, 320x320) with
-# four published speed-ups switched on, each also a switch of the DETR detector:
+# six published speed-ups switched on, each also a switch of the DETR detector or its head:
 # - deformable cross-attention in the decoder (Deformable DETR, Zhu et al. ICLR 2021): each query reads
 #   4 samples per head around its reference box instead of all 400 tokens, so locality is built in;
+# - multi-scale: an FPN gives stride 8 and 16 (the main job's neck, 128 channels); the encoder reads the
+#   stride-16 map (400 tokens, as RT-DETR keeps its encoder on one level), the deformable decoder
+#   samples both, so tiny objects have a stride-8 map to be read from;
+# - IoU-aware classification (VarifocalLoss with the focal matching cost, RT-DETR): sigmoid class scores
+#   trained towards each matched box's IoU, so the score that ranks detections also rates the box;
 # - two-stage query selection (Deformable DETR; RT-DETR, Zhao et al. CVPR 2024): every encoder token
 #   predicts a class and a box around its own position (anchor 0.1 x 0.1 of the image) and is trained with
 #   the set loss; the 100 best tokens become the queries (feature = content, box = reference), and each
@@ -12,8 +17,10 @@
 #   fixed centre-cell assignment and a dense objectness target beside the set loss, so that the
 #   from-scratch backbone and encoder learn where objects are from a stable signal. It is dropped at
 #   inference: the detector still predicts a set, without NMS.
-# Ablations are options of this file: --cfg-options model.decoder.cross_attention=global (global
-# cross-attention), model.aux_head=None (no auxiliary head).
+# Ablations are options of this file: model.head.loss_cls.type=CrossEntropyLoss
+# model.head.matcher.class_cost_type=probability model.head.matcher.class_cost=1.0 (softmax classification),
+# model.backbone.out_indices=(3,) model.neck=None (one stride-16 map), model.decoder.cross_attention=global
+# (global cross-attention; one map only), model.aux_head=None (no auxiliary head).
 _base_ = ['_base_/default_runtime.py', '_base_/datasets/shapes_320.py',
           '_base_/schedules/adamw_cosine_6e.py']
 
@@ -22,7 +29,8 @@ model = dict(
     data_preprocessor=dict(type='DetDataPreprocessor', mean=(123.675, 116.28, 103.53),
                            std=(58.395, 57.12, 57.375), bgr_to_rgb=True, pad_size_divisor=32,
                            channels_last=True),
-    backbone=dict(type='MobileNetV2', widen_factor=0.5, out_indices=(3,)),
+    backbone=dict(type='MobileNetV2', widen_factor=0.5, out_indices=(2, 3, 4)),
+    neck=dict(type='FPN', out_channels=128, out_indices=(0, 1)),           # strides 8 and 16
     num_queries=100,
     embed_dims=128,
     positional_encoding=dict(temperature=10000, normalize=True),
@@ -40,8 +48,9 @@ model = dict(
                   loss_noobj=dict(type='BinaryCrossEntropyLoss', loss_weight=0.5),
                   loss_cls=dict(type='MSELoss', loss_weight=1.0)),
     head=dict(type='DETRHead', num_classes=5, num_reg_layers=3, bg_cls_weight=0.1,
-              matcher=dict(type='HungarianMatcher', class_cost=1.0, bbox_cost=5.0, giou_cost=2.0),
-              loss_cls=dict(type='CrossEntropyLoss', loss_weight=1.0),
+              matcher=dict(type='HungarianMatcher', class_cost=2.0, bbox_cost=5.0, giou_cost=2.0,
+                           class_cost_type='focal'),
+              loss_cls=dict(type='VarifocalLoss', loss_weight=1.0),
               loss_bbox=dict(type='L1Loss', loss_weight=5.0),
               loss_iou=dict(type='GIoULoss', loss_weight=2.0),
               test_cfg=dict(score_thr=0.0, nms=None, max_per_img=100, topk=100)),
