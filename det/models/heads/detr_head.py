@@ -18,7 +18,7 @@ import torch
 from mmengine.dist import all_reduce, get_world_size
 from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
-from torchvision.ops import box_convert, box_iou
+from torchvision.ops import box_convert
 
 from det.models.detr import MLP, inverse_sigmoid
 from det.registry import MODELS, TASK_UTILS
@@ -192,10 +192,12 @@ class DETRHead(BaseModule):
     @staticmethod
     def _paired_iou(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """IoU of each pair of ``[M, 4]`` normalised (cx, cy, w, h) boxes, ``[M]``, without gradient
-        (the IoU-aware class target)."""
+        (the IoU-aware class target); pair by pair, not torchvision's ``[M, M]`` matrix."""
         with torch.no_grad():
-            xyxy = [box_convert(b.float(), 'cxcywh', 'xyxy') for b in (pred, target)]
-            return box_iou(*xyxy).diagonal().clamp(min=0.0)
+            a, b = (box_convert(boxes.float(), 'cxcywh', 'xyxy') for boxes in (pred, target))
+            inter = (torch.min(a[:, 2:], b[:, 2:]) - torch.max(a[:, :2], b[:, :2])).clamp(min=0).prod(-1)
+            union = (a[:, 2:] - a[:, :2]).prod(-1) + (b[:, 2:] - b[:, :2]).prod(-1) - inter
+            return inter / union.clamp(min=1e-12)
 
     def _denoising_loss(self, cls_logits, boxes, denoising, num_boxes) -> dict:
         """Denoising queries reconstruct their own ground truth (no matching); normalised per group."""
