@@ -19,7 +19,7 @@
 #   inference: the detector still predicts a set, without NMS.
 # Ablations are options of this file: model.head.loss_cls.type=CrossEntropyLoss
 # model.head.matcher.class_cost_type=probability model.head.matcher.class_cost=1.0 (softmax classification),
-# model.backbone.out_indices=(3,) model.neck=None (one stride-16 map), model.decoder.cross_attention=global
+# 'model.backbone.out_indices=(3,)' model.neck=None (one stride-16 map), model.decoder.cross_attention=global
 # (global cross-attention; one map only), model.aux_head=None (no auxiliary head).
 _base_ = ['_base_/default_runtime.py', '_base_/datasets/shapes_320.py',
           '_base_/schedules/adamw_cosine_6e.py']
