@@ -5,7 +5,7 @@ print one table of the final validation scores.
     python benchmarks/recipe_ablation.py RECIPE_CONFIG --plain PLAIN_CONFIG [--variants NAME ...]
         [--work-dir D] [--data-root DIR] [--epochs N]
 
-``RECIPE_CONFIG`` is a config in the manner of ``configs/*_recipe.py``: a ``MultiImageMixDataset`` whose
+``RECIPE_CONFIG`` is a config in the manner of ``configs/*_mosaic.py``: a ``MultiImageMixDataset`` whose
 pipeline holds ``Mosaic``, ``MixUp`` and an ``Albu`` step with ``Affine`` / ``HueSaturationValue``, a
 ``NoMixHook``, and TTFNet's GIoU box loss in the head; ``PLAIN_CONFIG`` the same model without the recipe.
 Variants (all by default):

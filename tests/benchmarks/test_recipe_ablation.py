@@ -12,8 +12,8 @@ spec = importlib.util.spec_from_file_location('recipe_ablation', REPO / 'benchma
 recipe_ablation = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(recipe_ablation)
 
-PAIRS = [('centernet_mobilenetv2_fpn_320_shapes_recipe.py', 'centernet_mobilenetv2_fpn_320_shapes.py'),
-         ('centernet_mobilenetv2_fpn_416_bccd_recipe.py', 'centernet_mobilenetv2_fpn_416_bccd.py')]
+PAIRS = [('centernet_mobilenetv2_fpn_320_shapes_mosaic.py', 'centernet_mobilenetv2_fpn_320_shapes.py'),
+         ('centernet_mobilenetv2_fpn_416_bccd_mosaic.py', 'centernet_mobilenetv2_fpn_416_bccd.py')]
 
 
 def _types(transforms):

@@ -193,7 +193,7 @@ def test_recipe_config_training_data_builds_and_mixes(tmp_path):
     from mmengine.config import Config
 
     from det.datasets import generate_shapes
-    cfg = Config.fromfile(str(REPO / 'configs/centernet_mobilenetv2_fpn_320_shapes_recipe.py'))
+    cfg = Config.fromfile(str(REPO / 'configs/centernet_mobilenetv2_fpn_320_shapes_mosaic.py'))
     params = dict(num_train=6, num_val=2, img_size=320, seed=1)
     generate_shapes(str(tmp_path / 'shapes'), workers=1, **params)
     dataset_cfg = cfg.train_dataloader.dataset
