@@ -1,14 +1,15 @@
 """Head-to-head in one wall-clock budget: det's config against Ultralytics YOLOv8n, same data, same machine,
 both scored by det's COCO evaluation (the code behind ``tools/eval_dets.py``).
 
-    python benchmarks/peer_accuracy.py CONFIG --minutes M [--threads 2] [--work-dir D]
+    python benchmarks/peer_accuracy.py CONFIG --minutes M [--det-epochs N] [--threads 2] [--work-dir D]
         [--det-options k=v ...] [--yolo-batch 16]
 
 ``CONFIG`` is a det experiment config; its train and val datasets (COCO json, a VOC folder such as BCCD,
 or the built-in shapes data, under any dataset wrapper) are the data of both runs. In one run:
 
-1. det trains ``CONFIG`` with ``tools/train.py`` for at most M minutes (its own schedule; set
-   ``--det-options train_cfg.max_epochs=N`` so the schedule fits the budget); the newest epoch
+1. det trains ``CONFIG`` with ``tools/train.py`` for at most M minutes (its own schedule, or
+   ``--det-epochs N``: ``tools/train.py --epochs N``, the schedule stretched to N epochs, so that it
+   fits the budget; a run stopped at the budget is scored at a high learning rate); the newest epoch
    checkpoint is evaluated with ``tools/test.py --out`` (detections and, for VOC data, ground truth json);
 2. YOLOv8n from ``yolov8n.yaml`` (random init, nothing downloaded) trains on the same images, exported in
    YOLO format, with its default recipe and ``time=M/60`` hours (Ultralytics fits its schedule to the
@@ -44,6 +45,7 @@ def parse_args(argv=None):
     parser.add_argument('--work-dir', default=None, help='default: work_dirs/peer_accuracy/<config name>')
     parser.add_argument('--det-options', nargs='+', default=[], metavar='K=V',
                         help='--cfg-options for det\'s training (e.g. train_cfg.max_epochs=4)')
+    parser.add_argument('--det-epochs', type=int, help="det's epochs (tools/train.py --epochs)")
     parser.add_argument('--yolo-batch', type=int, default=16)
     parser.add_argument('--reuse-yolo', action='store_true',
                         help="reuse the YOLOv8n result of an earlier run in --work-dir with the same data, "
@@ -139,7 +141,8 @@ def run_det(args, cfg, work: Path, env) -> dict:
     name = 'det_' + Path(args.config).stem  # one folder per config: several can share a YOLOv8n run
     det_dir, log = work / name, work / f'{name}_train.log'
     opts = ['--cfg-options', *args.det_options] if args.det_options else []
-    cmd = [sys.executable, 'tools/train.py', args.config, '--work-dir', str(det_dir), *opts]
+    epochs = ['--epochs', str(args.det_epochs)] if args.det_epochs else []
+    cmd = [sys.executable, 'tools/train.py', args.config, '--work-dir', str(det_dir), *epochs, *opts]
     seconds = run_with_budget(cmd, args.minutes, log, env)
     ckpts = sorted(det_dir.glob('epoch_*.pth'), key=lambda p: int(p.stem.split('_')[1]))
     if not ckpts:
