@@ -21,3 +21,6 @@ model = dict(
 
 # bf16 autocast + channels-last, as the main job (weights, gradients and optimizer state stay fp32).
 optim_wrapper = dict(type='AutocastOptimWrapper')
+# Validation after epochs 2, 4 and 6: each one costs about 4 s of a 76 s epoch, and the first ones
+# say little (same final AP, 4% less wall time, README).
+train_cfg = dict(val_interval=2)
