@@ -1,7 +1,7 @@
 """Head-to-head in one wall-clock budget: det's config against Ultralytics YOLOv8n, same data, same machine,
 both scored by det's COCO evaluation (the code behind ``tools/eval_dets.py``).
 
-    python benchmarks/peer_accuracy.py CONFIG --minutes M [--det-epochs N] [--threads 2] [--work-dir D]
+    python benchmarks/peer_accuracy.py CONFIG --minutes M [--det-epochs N|auto] [--threads 2] [--work-dir D]
         [--det-options k=v ...] [--yolo-batch 16]
 
 ``CONFIG`` is a det experiment config; its train and val datasets (COCO json, a VOC folder such as BCCD,
@@ -9,7 +9,8 @@ or the built-in shapes data, under any dataset wrapper) are the data of both run
 
 1. det trains ``CONFIG`` with ``tools/train.py`` for at most M minutes (its own schedule, or
    ``--det-epochs N``: ``tools/train.py --epochs N``, the schedule stretched to N epochs, so that it
-   fits the budget; a run stopped at the budget is scored at a high learning rate); the newest epoch
+   fits the budget; a run stopped at the budget is scored at a high learning rate). ``--det-epochs auto``
+   first trains one probe epoch outside the budget and takes N that fills 95% of it; the newest epoch
    checkpoint is evaluated with ``tools/test.py --out`` (detections and, for VOC data, ground truth json);
 2. YOLOv8n from ``yolov8n.yaml`` (random init, nothing downloaded) trains on the same images, exported in
    YOLO format, with its default recipe and ``time=M/60`` hours (Ultralytics fits its schedule to the
@@ -27,6 +28,7 @@ import argparse
 import json
 import os
 import os.path as osp
+import shutil
 import signal
 import subprocess
 import sys
@@ -45,13 +47,22 @@ def parse_args(argv=None):
     parser.add_argument('--work-dir', default=None, help='default: work_dirs/peer_accuracy/<config name>')
     parser.add_argument('--det-options', nargs='+', default=[], metavar='K=V',
                         help='--cfg-options for det\'s training (e.g. train_cfg.max_epochs=4)')
-    parser.add_argument('--det-epochs', type=int, help="det's epochs (tools/train.py --epochs)")
+    parser.add_argument('--det-epochs', type=_epochs_arg, metavar='N|auto',
+                        help="det's epochs (tools/train.py --epochs); auto: as many as fit the budget")
     parser.add_argument('--yolo-batch', type=int, default=16)
     parser.add_argument('--reuse-yolo', action='store_true',
                         help="reuse the YOLOv8n result of an earlier run in --work-dir with the same data, "
                              "minutes, threads and batch (yolo_run.json) instead of training it again")
     parser.add_argument('--yolo-worker', help=argparse.SUPPRESS)  # internal: run the YOLOv8n part
     return parser.parse_args(argv)
+
+
+def _epochs_arg(text: str):
+    if text == 'auto':
+        return text
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f'expected a positive integer or auto, got {text!r}')
+    return int(text)
 
 
 # ------------------------------------------------------------------------------------------- data
@@ -137,10 +148,34 @@ def images_seen_det(work_dir: Path, batch_size: int) -> int:
     return iters * batch_size
 
 
+def fit_epochs(args, work: Path, env, opts: list) -> int:
+    """The epochs of ``args.config`` that fill 95% of the budget. One probe epoch (validation and
+    checkpoint included) is trained first, outside the budget; its training starts when the data check
+    writes its cache, so the start-up (imports, data check) counts once and not per epoch. The probe's
+    epoch is the run's first, with the one-off kernel set-up, so the estimate errs short."""
+    from det.engine.config import CHECK_CACHE_NAME
+    probe, log = work / 'det_epoch_probe', work / 'det_epoch_probe.log'
+    shutil.rmtree(probe, ignore_errors=True)
+    cmd = [sys.executable, 'tools/train.py', args.config, '--work-dir', str(probe), '--epochs', '1', *opts]
+    start = time.time()
+    with open(log, 'w') as out:
+        subprocess.run(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, check=True)
+    end = time.time()
+    cache = probe / CHECK_CACHE_NAME
+    begin = cache.stat().st_mtime if cache.exists() else start
+    startup, epoch = begin - start, end - begin
+    epochs = max(1, int(0.95 * (args.minutes * 60 - startup) / epoch))
+    print(f'det probe ({log}): start-up {startup:.0f} s, one epoch with validation {epoch:.0f} s '
+          f'-> {epochs} epochs in {args.minutes:g} min')
+    return epochs
+
+
 def run_det(args, cfg, work: Path, env) -> dict:
     name = 'det_' + Path(args.config).stem  # one folder per config: several can share a YOLOv8n run
     det_dir, log = work / name, work / f'{name}_train.log'
     opts = ['--cfg-options', *args.det_options] if args.det_options else []
+    if args.det_epochs == 'auto':
+        args.det_epochs = fit_epochs(args, work, env, opts)
     epochs = ['--epochs', str(args.det_epochs)] if args.det_epochs else []
     cmd = [sys.executable, 'tools/train.py', args.config, '--work-dir', str(det_dir), *epochs, *opts]
     seconds = run_with_budget(cmd, args.minutes, log, env)
