@@ -25,13 +25,14 @@ model = dict(
 img_scale = (320, 320)
 # Affine and HSV on the original image, then the letterbox of the val data; boxes left with less than
 # 20% of their area in view are dropped.
+albu = dict(type='Albu', min_visibility=0.2, transforms=[
+    dict(type='Affine', scale=(0.8, 1.2), translate_percent=(-0.1, 0.1), fill=114, p=0.5),
+    dict(type='HueSaturationValue', hue_shift_limit=10, sat_shift_limit=30, val_shift_limit=20, p=0.5),
+    dict(type='HorizontalFlip', p=0.5)])
 train_pipeline = [
     dict(type='LoadImageFromFile', on_error='skip'),
     dict(type='LoadAnnotations'),
-    dict(type='Albu', min_visibility=0.2, transforms=[
-        dict(type='Affine', scale=(0.8, 1.2), translate_percent=(-0.1, 0.1), fill=114, p=0.5),
-        dict(type='HueSaturationValue', hue_shift_limit=10, sat_shift_limit=30, val_shift_limit=20, p=0.5),
-        dict(type='HorizontalFlip', p=0.5)]),
+    albu,
     dict(type='Resize', scale=img_scale, keep_ratio=True),
     dict(type='Pad', size=img_scale),
     dict(type='PackDetInputs'),

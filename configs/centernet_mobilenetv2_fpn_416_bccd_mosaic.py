@@ -14,10 +14,8 @@ mix_pipeline = [
     dict(type='Mosaic', img_scale=img_scale, center_ratio_range=(0.25, 0.75), scale_range=(0.5, 1.0),
          min_bbox_size=2.0, min_area_ratio=0.2),
     dict(type='MixUp', ratio_range=(0.75, 1.25), flip_ratio=0.5, alpha=32.0, prob=0.3),
-    dict(type='Albu', min_visibility=0.2, transforms=[
-        dict(type='Affine', scale=(0.8, 1.2), translate_percent=(-0.1, 0.1), fill=114, p=0.5),
-        dict(type='HueSaturationValue', hue_shift_limit=10, sat_shift_limit=30, val_shift_limit=20, p=0.5),
-        dict(type='HorizontalFlip', p=0.5), dict(type='VerticalFlip', p=0.5)]),
+    # The recipe's affine, HSV and flips.
+    {{_base_.albu}},
     # Mixed samples are already img_scale; unmixed ones (last epochs) are letterboxed like the test data.
     dict(type='Resize', scale=img_scale, keep_ratio=True),
     dict(type='Pad', size=img_scale),
