@@ -174,9 +174,8 @@ def run_det(args, cfg, work: Path, env) -> dict:
     name = 'det_' + Path(args.config).stem  # one folder per config: several can share a YOLOv8n run
     det_dir, log = work / name, work / f'{name}_train.log'
     opts = ['--cfg-options', *args.det_options] if args.det_options else []
-    if args.det_epochs == 'auto':
-        args.det_epochs = fit_epochs(args, work, env, opts)
-    epochs = ['--epochs', str(args.det_epochs)] if args.det_epochs else []
+    det_epochs = fit_epochs(args, work, env, opts) if args.det_epochs == 'auto' else args.det_epochs
+    epochs = ['--epochs', str(det_epochs)] if det_epochs else []
     cmd = [sys.executable, 'tools/train.py', args.config, '--work-dir', str(det_dir), *epochs, *opts]
     seconds = run_with_budget(cmd, args.minutes, log, env)
     ckpts = sorted(det_dir.glob('epoch_*.pth'), key=lambda p: int(p.stem.split('_')[1]))

@@ -3,7 +3,7 @@
 # (README): in 6 epochs it loses to the recipe without mixing (AP 0.498 vs 0.576) and to the plain config.
 _base_ = ['centernet_mobilenetv2_fpn_320_shapes_recipe.py']
 
-img_scale = (320, 320)
+img_scale = {{_base_.img_scale}}
 # Per image, inside the wrapped dataset: load only. Mosaic and MixUp then fetch more images through it.
 load_pipeline = [
     dict(type='LoadImageFromFile', on_error='skip'),
@@ -26,7 +26,7 @@ mix_pipeline = [
 train_dataloader = dict(
     num_workers=1,
     dataset=dict(_delete_=True, type='MultiImageMixDataset', pipeline=mix_pipeline,
-                 dataset=dict(type='ShapesDataset', data_root='data/shapes', split='train',
+                 dataset=dict(type='ShapesDataset', data_root={{_base_.data_root}}, split='train',
                               pipeline=load_pipeline)))
 
 custom_hooks = [dict(type='NoMixHook', num_last_epochs=1, skip_type_keys=('Mosaic', 'MixUp'))]

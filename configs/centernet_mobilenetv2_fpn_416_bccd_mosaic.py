@@ -3,7 +3,7 @@
 # (README): in 16 epochs it scores AP 0.454 against 0.526 for the recipe without mixing.
 _base_ = ['centernet_mobilenetv2_fpn_416_bccd_recipe.py']
 
-img_scale = (416, 416)
+img_scale = {{_base_.img_scale}}
 # Per image, inside the wrapped dataset: load only. Mosaic and MixUp then fetch more images through it.
 load_pipeline = [
     dict(type='LoadImageFromFile', on_error='skip'),
@@ -23,8 +23,8 @@ mix_pipeline = [
 ]
 train_dataloader = dict(
     dataset=dict(_delete_=True, type='MultiImageMixDataset', pipeline=mix_pipeline,
-                 dataset=dict(type='VOCDataset', data_root='../shared/data/BCCD_Dataset/BCCD',
-                              split='trainval', metainfo=dict(classes=('RBC', 'WBC', 'Platelets')),
+                 dataset=dict(type='VOCDataset', data_root={{_base_.data_root}},
+                              split='trainval', metainfo=dict(classes={{_base_.classes}}),
                               pipeline=load_pipeline)))
 
 custom_hooks = [dict(type='NoMixHook', num_last_epochs=2, skip_type_keys=('Mosaic', 'MixUp'))]
