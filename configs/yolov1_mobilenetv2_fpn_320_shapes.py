@@ -2,7 +2,7 @@
 # (40x40 cells at 320x320) so that 8-32 px objects get cells of their own. Trained from scratch.
 # The main job: `python tools/train.py configs/yolo_v1.py` (a link to this file).
 _base_ = ['_base_/default_runtime.py', '_base_/datasets/shapes_320.py',
-          '_base_/schedules/adamw_cosine_6e.py']
+          '_base_/schedules/adamw_cosine_5e.py']
 
 model = dict(
     type='SingleStageDetector',

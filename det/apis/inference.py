@@ -1,7 +1,7 @@
 """Detection from Python without a Runner: build a detector from a config and checkpoint, then run it
 on image files or arrays through the config's own test pipeline.
 
-    model = init_detector('configs/yolo_v1.py', 'work_dirs/yolo_v1/epoch_6.pth')
+    model = init_detector('configs/yolo_v1.py', 'work_dirs/yolo_v1/epoch_5.pth')
     sample = inference_detector(model, 'img.jpg')        # or a BGR uint8 array, or a list of either
     sample.pred_instances.bboxes                          # [N, 4] xyxy original pixels
 """

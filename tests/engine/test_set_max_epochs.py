@@ -48,12 +48,13 @@ def test_the_whole_cosine_runs_over_the_new_number_of_epochs(epochs):
 
 
 def test_max_epochs_alone_is_the_trap_the_shortcut_avoids():
-    """Only ``train_cfg.max_epochs=3`` stops the 6-epoch cosine halfway: the last epoch at 0.75x the base
-    rate instead of 0.25x."""
+    """Only ``train_cfg.max_epochs=3`` stops the config's 5-epoch cosine partway: the last epoch at 0.65x
+    the base rate instead of 0.25x."""
     cfg = Config.fromfile(str(REPO / 'configs/yolo_v1.py'))
     base, floor = cfg.optim_wrapper.optimizer.lr, cfg.param_scheduler[1].eta_min
+    full = cfg.train_cfg.max_epochs
     cfg.train_cfg.max_epochs = 3
-    assert _lr_per_epoch(cfg) == pytest.approx(_cosine(base, floor, 6)[:3])
+    assert _lr_per_epoch(cfg) == pytest.approx(_cosine(base, floor, full)[:3])
     assert _lr_per_epoch(cfg)[-1] > 2 * _cosine(base, floor, 3)[-1]
 
 
