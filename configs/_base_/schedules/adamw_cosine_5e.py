@@ -1,6 +1,6 @@
 # AdamW at a 3x peak learning rate (6e-3) with linear warm-up, then cosine decay over 5 epochs;
 # validation after epochs 2, 4 and 5. The main job's schedule: YOLO v1 on the shapes data reaches a
-# higher AP than with adamw_cosine_6e.py's six epochs at 2e-3, in 81% of the time (README).
+# higher AP than with adamw_cosine_6e.py's six epochs at 2e-3, in 80% of the time (README).
 max_epochs = 5
 optim_wrapper = dict(optimizer=dict(type='AdamW', lr=6e-3, weight_decay=0.05),
                      clip_grad=dict(max_norm=10.0))
