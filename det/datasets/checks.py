@@ -65,6 +65,13 @@ class AnnotationIssues:
             self.files[CLIPPED_BOX].append(f'{source} ({log.n_clipped - clipped})')
         return kept
 
+    def invalid(self, log, source: str, why: str) -> None:
+        """Record one annotation of ``source`` dropped because it is not a box at all (a VOC object without
+        ``<bndbox>``, a malformed YOLO line): counted in ``log``'s warning with the dropped boxes, and
+        named with ``why`` in the invalid-box row."""
+        log.drop(source)
+        self.files[INVALID_BOX].append(f'{source} ({why})')
+
     def unknown_category(self, category, source: str) -> None:
         """Record one skipped annotation of ``category`` (not among the dataset's classes) in ``source``."""
         self.unknown_categories[category] += 1
