@@ -42,11 +42,11 @@ def _class_names(data: dict, yaml_path: str) -> tuple:
             raise ValueError(f'{yaml_path}: no `names` (a list, or a dict of class index -> name)')
         names = [f'class_{i}' for i in range(data['nc'])]
     if isinstance(names, dict):
-        keys = sorted(names)
-        if keys != list(range(len(names))):
+        names = {int(k) if str(k).isdigit() else k: v for k, v in names.items()}  # '0': written by json
+        if set(names) != set(range(len(names))):
             raise ValueError(f'{yaml_path}: the keys of `names` must be the class indices '
-                             f'0..{len(names) - 1}, got {keys}')
-        names = [names[k] for k in keys]
+                             f'0..{len(names) - 1}, got {sorted(names, key=str)}')
+        names = [names[k] for k in range(len(names))]
     if not isinstance(names, (list, tuple)) or not names:
         raise ValueError(f'{yaml_path}: `names` must be a non-empty list or dict, got {names!r}')
     if data.get('nc') is not None and data['nc'] != len(names):
@@ -112,8 +112,7 @@ def list_images(sources: list) -> tuple:
     images, others = [], Counter()
     for source in sources:
         if osp.isdir(source):
-            for folder, dirs, files in sorted(os.walk(source)):
-                dirs.sort()
+            for folder, _, files in sorted(os.walk(source)):  # folders in path order
                 for name in sorted(files):
                     suffix = osp.splitext(name)[1].lower()
                     if suffix in IMG_SUFFIXES:

@@ -51,6 +51,10 @@ def test_data_yaml_forms(tmp_path):
     assert ds.metainfo['classes'] == CLASSES
     with pytest.raises(ValueError, match=r"has no 'test' split \(it has \['train', 'val'\]\)"):
         _load(data_yaml=str(root / 'data.yaml'), split='test')
+    # Twelve classes as a dict with string keys (a yaml written from json): index order, 10 after 9.
+    many = {str(i): f'c{i}' for i in range(12)}
+    cfg = read_yolo_data_yaml(_yaml(root / 'many.yaml', train='images/train', val='images/val', names=many))
+    assert cfg['classes'] == tuple(f'c{i}' for i in range(12))
     # Roboflow's export: no path, splits written as ../x relative to the yaml's folder; a list of names.
     cfg = read_yolo_data_yaml(_yaml(root / 'rf.yaml', train='../images/train', val='../images/val',
                                     names=list(CLASSES), nc=3))
