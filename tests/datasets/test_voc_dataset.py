@@ -141,3 +141,11 @@ def test_voc_classes_reads_sorted_unique_names(tmp_path):
     assert voc_classes(str(tmp_path), split='train') == ('Platelets', 'RBC', 'WBC')  # c is not in train.txt
     ds = VOCDataset(data_root=str(tmp_path), split='train', metainfo=dict(classes=voc_classes(str(tmp_path))))
     assert ds.metainfo['classes'] == ('Platelets', 'RBC', 'WBC', 'extra')
+
+
+@needs_bccd
+def test_bccd_classes_read_from_the_folder_and_named_when_forgotten():
+    from det.datasets.voc import voc_classes
+    assert voc_classes(BCCD) == tuple(sorted(BCCD_CLASSES))
+    with pytest.raises(ValueError, match=r"\['Platelets', 'RBC', 'WBC'\] \(\d+ objects, e\.g\. in Blood"):
+        VOCDataset(data_root=BCCD, split='trainval')
