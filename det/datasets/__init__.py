@@ -5,6 +5,7 @@ from .coco import CocoDataset
 from .mix_dataset import MultiImageMixDataset
 from .shapes import ShapesDataset, generate_shapes
 from .voc import VOCDataset
+from .yolo import YOLODataset
 
 __all__ = ['BoxSanityLog', 'CocoDataset', 'MultiImageMixDataset', 'ShapesDataset', 'VOCDataset',
-           'generate_shapes', 'sanitize_instances']
+           'YOLODataset', 'generate_shapes', 'sanitize_instances']

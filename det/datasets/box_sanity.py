@@ -55,6 +55,13 @@ class BoxSanityLog:
             self.examples.append(source)
         return kept
 
+    def drop(self, source: str) -> None:
+        """Count one annotation of ``source`` dropped before it became a box (e.g. a VOC object without
+        ``<bndbox>``, a malformed YOLO label line)."""
+        self.n_dropped += 1
+        if len(self.examples) < self.max_examples and source not in self.examples:
+            self.examples.append(source)
+
     def warn(self):
         """Issue the dataset's single warning, if any box was repaired."""
         if self.n_clipped or self.n_dropped:

@@ -35,9 +35,17 @@ CLIPPED_BOX = 'boxes clipped to the image'
 UNKNOWN_CATEGORY = 'unknown-category annotations skipped'
 NO_BOX = 'images without boxes'
 DUPLICATE = 'duplicate files (same content)'
-KINDS = (MISSING, UNREADABLE, SIZE_MISMATCH, INVALID_BOX, CLIPPED_BOX, UNKNOWN_CATEGORY, NO_BOX, DUPLICATE)
+# What a COCO json from a labelling tool leaves out or gets wrong (CocoDataset), each changing what is
+# trained or evaluated: fields filled in (area, iscrowd, annotation ids), annotations that point at no
+# listed image (dropped), classes that no annotation has (their AP is -1, left out of the mean).
+JSON_FILLED = 'json fields filled in'
+ORPHAN_ANNOTATION = 'annotations of images not in the json'
+UNUSED_CLASS = 'classes without annotations'
+KINDS = (MISSING, UNREADABLE, SIZE_MISMATCH, INVALID_BOX, CLIPPED_BOX, UNKNOWN_CATEGORY, JSON_FILLED,
+         ORPHAN_ANNOTATION, UNUSED_CLASS, NO_BOX, DUPLICATE)
 # Findings that mean lost or wrong training signal; images without boxes are valid negatives.
-PROBLEM_KINDS = (MISSING, UNREADABLE, SIZE_MISMATCH, INVALID_BOX, CLIPPED_BOX, UNKNOWN_CATEGORY, DUPLICATE)
+PROBLEM_KINDS = (MISSING, UNREADABLE, SIZE_MISMATCH, INVALID_BOX, CLIPPED_BOX, UNKNOWN_CATEGORY, JSON_FILLED,
+                 ORPHAN_ANNOTATION, UNUSED_CLASS, DUPLICATE)
 
 CACHE_VERSION = 1
 
@@ -51,7 +59,8 @@ class AnnotationIssues:
 
     def __init__(self, dataset_name: str):
         self.dataset_name = dataset_name
-        self.files = {INVALID_BOX: [], CLIPPED_BOX: [], UNKNOWN_CATEGORY: []}
+        self.files = {INVALID_BOX: [], CLIPPED_BOX: [], UNKNOWN_CATEGORY: [], JSON_FILLED: [],
+                      ORPHAN_ANNOTATION: [], UNUSED_CLASS: []}
         self.unknown_categories = Counter()  # category (VOC name or COCO id / name) -> annotations
 
     def sanitize(self, log, instances: list, width: int, height: int, source: str) -> list:
@@ -64,6 +73,13 @@ class AnnotationIssues:
         if log.n_clipped > clipped:
             self.files[CLIPPED_BOX].append(f'{source} ({log.n_clipped - clipped})')
         return kept
+
+    def invalid(self, log, source: str, why: str) -> None:
+        """Record one annotation of ``source`` dropped because it is not a box at all (a VOC object without
+        ``<bndbox>``, a malformed YOLO line): counted in ``log``'s warning with the dropped boxes, and
+        named with ``why`` in the invalid-box row."""
+        log.drop(source)
+        self.files[INVALID_BOX].append(f'{source} ({why})')
 
     def unknown_category(self, category, source: str) -> None:
         """Record one skipped annotation of ``category`` (not among the dataset's classes) in ``source``."""

@@ -1,15 +1,26 @@
 """COCO-format detection dataset (json read with pycocotools)."""
 import contextlib
 import io
+import json
 import os.path as osp
+import warnings
+from collections import Counter
 
 from mmengine.dataset import BaseDataset
 from pycocotools.coco import COCO
 
+from det.evaluation.coco_eval import complete_coco_gt
 from det.registry import DATASETS
 
 from .box_sanity import BoxSanityLog
-from .checks import INVALID_BOX, AnnotationIssues, no_images_error
+from .checks import (
+    INVALID_BOX,
+    JSON_FILLED,
+    ORPHAN_ANNOTATION,
+    UNUSED_CLASS,
+    AnnotationIssues,
+    no_images_error,
+)
 from .transforms.builder import build_pipeline
 
 
@@ -47,8 +58,16 @@ class CocoDataset(BaseDataset):
     with one warning that counts them; ``self.annotation_issues`` names their files for the data check
     (``det.datasets.checks``). COCO ``[x, y, w, h]`` boxes become xyxy pixels; ``iscrowd`` boxes get
     ``ignore_flag=1`` (not trained on, passed to evaluation). Boxes are clipped to the image and invalid
-    ones dropped (see ``box_sanity``). ``self.ann_file`` is the json's path. A dataset without images
-    (an empty json, or every image filtered out) is a ``ValueError`` that says why.
+    ones dropped (see ``box_sanity``). ``self.ann_file`` is the json's path.
+
+    Labelling tools' exports load as they are: categories numbered from 0 or with gaps, images without
+    annotations (negatives), sub-folders in ``file_name`` (joined to ``data_prefix['img']``), and
+    annotations without ``area``, ``iscrowd`` or unique ids (filled in by
+    :func:`~det.evaluation.coco_eval.complete_coco_gt`, as the evaluator fills them in). What changes
+    what is trained or evaluated is named in the data check and one warning: fields filled in,
+    annotations of image ids the json does not list (not loaded), classes that no annotation has. A
+    dataset without images (an empty json, or every image filtered out) is a ``ValueError`` that says
+    why.
 
     Args:
         filter_empty_gt: in training, drop images without a non-ignored box. Off by default because
@@ -65,8 +84,12 @@ class CocoDataset(BaseDataset):
     def load_data_list(self) -> list:
         """Records ``dict(img_id, img_path, height, width, instances=[dict(bbox, bbox_label,
         ignore_flag)])``, one per image of the json, in image-id order."""
+        with open(self.ann_file) as f:
+            data, filled = complete_coco_gt(json.load(f))
+        coco = COCO()
+        coco.dataset = data
         with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress
-            coco = COCO(self.ann_file)
+            coco.createIndex()
         cats = sorted(coco.loadCats(coco.getCatIds()), key=lambda c: c['id'])
         if self._metainfo.get('classes'):
             by_name = {c['name']: c['id'] for c in cats}
@@ -103,9 +126,27 @@ class CocoDataset(BaseDataset):
                 img_path=osp.join(self.data_prefix['img'], info['file_name']),
                 height=int(info['height']), width=int(info['width']),
                 instances=issues.sanitize(log, instances, info['width'], info['height'], info['file_name'])))
+        self._json_findings(coco, issues, filled)
         log.warn()
         issues.warn()
         return records
+
+    def _json_findings(self, coco, issues: AnnotationIssues, filled: list) -> None:
+        """Name, in the data check and one warning, what of the json changes what is trained or
+        evaluated: fields filled in (``filled``: notes of ``complete_coco_gt``), annotations of image ids
+        the json does not list (not loaded), and classes that no annotation has."""
+        json_name = osp.basename(self.ann_file)
+        issues.files[JSON_FILLED] += [f'{json_name} ({note})' for note in filled]
+        anns = coco.dataset['annotations']
+        orphans = Counter(a['image_id'] for a in anns if a['image_id'] not in coco.imgs)
+        issues.files[ORPHAN_ANNOTATION] += [f'image_id {i} ({n})' for i, n in orphans.items()]
+        used = Counter(a['category_id'] for a in anns if a['image_id'] in coco.imgs)
+        issues.files[UNUSED_CLASS] += [f"{coco.cats[c]['name']} (category id {c})"
+                                       for c in self.cat2label if not used[c]]
+        found = [f'{kind}: {", ".join(issues.files[kind])}'
+                 for kind in (JSON_FILLED, ORPHAN_ANNOTATION, UNUSED_CLASS) if issues.files[kind]]
+        if found:
+            warnings.warn(f'{type(self).__name__}({self.ann_file}): ' + '; '.join(found), stacklevel=3)
 
     def filter_data(self) -> list:
         if not self.data_list:

@@ -1,6 +1,7 @@
 from .coco_eval import (
     DEFAULT_TIERS,
     CocoEvalResult,
+    complete_coco_gt,
     evaluate_coco,
     format_per_class_table,
     format_tier_table,
@@ -8,5 +9,5 @@ from .coco_eval import (
 )
 from .coco_metric import CocoMetric
 
-__all__ = ['DEFAULT_TIERS', 'CocoEvalResult', 'CocoMetric', 'evaluate_coco', 'format_per_class_table',
-           'format_tier_table', 'load_coco_gt']
+__all__ = ['DEFAULT_TIERS', 'CocoEvalResult', 'CocoMetric', 'complete_coco_gt', 'evaluate_coco',
+           'format_per_class_table', 'format_tier_table', 'load_coco_gt']

@@ -15,6 +15,7 @@ import argparse
 import contextlib
 import io
 import json
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -87,16 +88,58 @@ def _coco_from_dict(dataset: dict, backend: str):
     return coco
 
 
+def complete_coco_gt(dataset: dict) -> tuple:
+    """A COCO ground-truth dict in which every annotation has what pycocotools and faster-coco-eval read,
+    as labelling tools' exports often leave some out: ``area`` (bbox w*h where missing: the box area, so
+    the size tiers are by box), ``iscrowd`` (0 where missing) and a unique ``id`` (all annotations
+    renumbered 1..N when ids are missing or repeated: both libraries look annotations up by id, so a
+    repeated id would make one box stand for another).
+
+    Returns:
+        (the dict, a shallow copy with new annotation dicts where anything was filled in; a list of
+        notes saying what was filled in, empty when nothing was).
+    """
+    anns = dataset.get('annotations') or []
+    no_area = sum('area' not in a for a in anns)
+    no_crowd = sum('iscrowd' not in a for a in anns)
+    ids = [a.get('id') for a in anns]
+    renumber = None in ids or len(set(ids)) != len(ids)
+    if not (no_area or no_crowd or renumber):
+        return dataset, []
+    notes = []
+    if no_area:
+        notes.append(f'{no_area} of {len(anns)} annotations have no area: bbox w*h is used (size tiers)')
+    if no_crowd:
+        notes.append(f'{no_crowd} of {len(anns)} annotations have no iscrowd: 0 is used')
+    if renumber:
+        notes.append(f'annotation ids are missing or repeated: renumbered 1..{len(anns)}')
+    filled = []
+    for index, ann in enumerate(anns):
+        ann = dict(ann)
+        if 'area' not in ann:
+            ann['area'] = float(ann['bbox'][2]) * float(ann['bbox'][3])
+        ann.setdefault('iscrowd', 0)
+        if renumber:
+            ann['id'] = index + 1
+        filled.append(ann)
+    return {**dataset, 'annotations': filled}, notes
+
+
 def load_coco_gt(gt, backend: str = DEFAULT_BACKEND):
-    """The backend's ``COCO`` ground truth from a json path, a COCO-format dict or a ``COCO`` object."""
+    """The backend's ``COCO`` ground truth from a json path, a COCO-format dict or a ``COCO`` object,
+    completed by :func:`complete_coco_gt` (with a warning saying what was filled in)."""
     coco_cls, _ = _backend(backend)
-    if isinstance(gt, coco_cls):
-        return gt
-    if hasattr(gt, 'dataset'):  # a COCO object of the other backend
+    source = gt if isinstance(gt, str) else 'the COCO ground truth'
+    if hasattr(gt, 'dataset'):  # a COCO object
+        if isinstance(gt, coco_cls) and not complete_coco_gt(gt.dataset)[1]:
+            return gt
         gt = gt.dataset
     elif not isinstance(gt, dict):
         with open(gt) as f:
             gt = json.load(f)
+    gt, notes = complete_coco_gt(gt)
+    if notes:
+        warnings.warn(f'{source}: ' + '; '.join(notes), stacklevel=2)
     return _coco_from_dict(gt, backend)
 
 

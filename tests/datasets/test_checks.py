@@ -144,7 +144,9 @@ def test_empty_split_is_an_error_that_says_why(tmp_path):
 
 
 def test_split_emptied_by_filtering_is_an_error_that_says_why(tmp_path):
-    write_voc(tmp_path / 'voc', {'a': [('dog', (5, 5, 30, 30))], 'b': []})
+    # A zero-size 'box' (dropped) beside the 'dog': with no object of the classes at all, loading would
+    # stop earlier, naming the xml's classes (tests/datasets/test_voc_dataset.py).
+    write_voc(tmp_path / 'voc', {'a': [('dog', (5, 5, 30, 30)), ('box', (5, 5, 5, 30))], 'b': []})
     with pytest.raises(ValueError, match=r"is empty: filter_empty_gt=True removed all 2 images: none holds a "
                                          r"box of the classes \('box', 'disc'\).*1 annotations of other"):
         voc(tmp_path / 'voc', filter_empty_gt=True)

@@ -87,3 +87,65 @@ def test_tiny_voc_difficult_and_header_size(tmp_path):
     filtered = VOCDataset(data_root=str(tmp_path), split='mini', metainfo=dict(classes=('cat',)),
                           filter_empty_gt=True)
     assert len(filtered) == 1 and filtered.get_data_info(0)['img_id'] == 1  # img0: only a difficult cat
+
+
+def _tiny_voc(root, xml_of):
+    """A VOC folder with one 40x30 black JPEG per entry of ``xml_of`` (name -> xml body of <object>s)."""
+    for sub in ('Annotations', 'JPEGImages', 'ImageSets/Main'):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    for name, body in xml_of.items():
+        cv2.imwrite(str(root / 'JPEGImages' / f'{name}.jpg'), np.zeros((30, 40, 3), np.uint8))
+        (root / 'Annotations' / f'{name}.xml').write_text(
+            f'<annotation><filename>{name}.jpg</filename><size><width>40</width><height>30</height></size>'
+            f'{body}</annotation>')
+    (root / 'ImageSets/Main/train.txt').write_text('\n'.join(xml_of))
+
+
+def _obj(name, box=None):
+    bndbox = '' if box is None else ('<bndbox><xmin>{}</xmin><ymin>{}</ymin><xmax>{}</xmax><ymax>{}</ymax>'
+                                     '</bndbox>'.format(*box))
+    return f'<object><name>{name}</name>{bndbox}</object>'
+
+
+def test_object_without_bndbox_is_counted_and_named(tmp_path):
+    from det.datasets.checks import INVALID_BOX, check_dataset
+    _tiny_voc(tmp_path, {'a': _obj('cat', (1, 1, 9, 9)) + _obj('dog'), 'b': _obj('cat', (2, 2, 8, 8))})
+    with pytest.warns(UserWarning, match=r'1 invalid boxes dropped .* e\.g\. in a\.xml'):
+        ds = VOCDataset(data_root=str(tmp_path), split='train', metainfo=dict(classes=('cat', 'dog')))
+    assert [len(ds.get_data_info(i)['instances']) for i in range(2)] == [1, 1]
+    report = check_dataset(ds, 'train', read_images=False)
+    assert report.files[INVALID_BOX] == ["a.xml (object 2 'dog' has no <bndbox>)"]
+
+
+def test_forgotten_classes_name_the_xml_classes(tmp_path):
+    """Default (VOC) classes on a folder of other classes: the error names the xml's classes, instead of
+    skipping every box and leaving the run to ask for num_classes=20."""
+    _tiny_voc(tmp_path, {'a': _obj('RBC', (1, 1, 9, 9)) + _obj('WBC', (2, 2, 8, 8)),
+                         'b': _obj('Platelets', (2, 2, 8, 8)) + _obj('person', (3, 3, 9, 9))})
+    with pytest.raises(ValueError) as error:
+        VOCDataset(data_root=str(tmp_path), split='train')
+    message = str(error.value)
+    assert "'Platelets', 'RBC', 'WBC'" in message and 'a.xml' in message
+    assert "metainfo=dict(classes=('Platelets', 'RBC', 'WBC', 'person'))" in message
+    # Classes given explicitly but none of them in the xml files: the same kind of error.
+    with pytest.raises(ValueError, match=r"not in `classes` \('cat', 'dog'\).*'Platelets'"):
+        VOCDataset(data_root=str(tmp_path), split='train', metainfo=dict(classes=('cat', 'dog')))
+
+
+def test_voc_classes_reads_sorted_unique_names(tmp_path):
+    from det.datasets.voc import voc_classes
+    _tiny_voc(tmp_path, {'a': _obj(' WBC ', (1, 1, 9, 9)) + _obj('RBC', (2, 2, 8, 8)),
+                         'b': _obj('RBC', (2, 2, 8, 8)) + _obj('Platelets')})
+    (tmp_path / 'Annotations/c.xml').write_text(f"<annotation>{_obj('extra', (1, 1, 5, 5))}</annotation>")
+    assert voc_classes(str(tmp_path)) == ('Platelets', 'RBC', 'WBC', 'extra')
+    assert voc_classes(str(tmp_path), split='train') == ('Platelets', 'RBC', 'WBC')  # c is not in train.txt
+    ds = VOCDataset(data_root=str(tmp_path), split='train', metainfo=dict(classes=voc_classes(str(tmp_path))))
+    assert ds.metainfo['classes'] == ('Platelets', 'RBC', 'WBC', 'extra')
+
+
+@needs_bccd
+def test_bccd_classes_read_from_the_folder_and_named_when_forgotten():
+    from det.datasets.voc import voc_classes
+    assert voc_classes(BCCD) == tuple(sorted(BCCD_CLASSES))
+    with pytest.raises(ValueError, match=r"\['Platelets', 'RBC', 'WBC'\] \(\d+ objects, e\.g\. in Blood"):
+        VOCDataset(data_root=BCCD, split='trainval')

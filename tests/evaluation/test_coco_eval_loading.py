@@ -79,3 +79,31 @@ def test_malformed_detections_raise_clear_errors():
     bad[0, 0] = 999
     with pytest.raises(ValueError, match='image id'):
         evaluate_coco(gt, bad)
+
+
+@pytest.mark.parametrize('backend', BACKENDS)
+def test_ground_truth_without_area_iscrowd_or_unique_ids_is_completed(backend):
+    """A labelling tool's export: no area, no iscrowd on ordinary boxes, every annotation id 0. Both
+    libraries fail on it (KeyError 'area' / 'iscrowd') or mix boxes up by id; det fills area = bbox w*h,
+    iscrowd = 0 and renumbers, says so, and scores what pycocotools scores on the json written out in full."""
+    gt, dets = random_case(seed=2)
+    reference = copy.deepcopy(gt)
+    for index, ann in enumerate(reference['annotations']):
+        ann.update(id=index + 1, area=ann['bbox'][2] * ann['bbox'][3])
+    export = copy.deepcopy(reference)
+    for ann in export['annotations']:
+        del ann['area']
+        ann['id'] = 0
+        if not ann['iscrowd']:
+            del ann['iscrowd']
+    with pytest.warns(UserWarning) as record:
+        result = evaluate_coco(export, dets, backend=backend)
+    message = ' '.join(str(w.message) for w in record)
+    n = len(export['annotations'])
+    assert f'{n} of {n} annotations have no area: bbox w*h is used' in message
+    assert f'{n - 1} of {n} annotations have no iscrowd: 0 is used' in message
+    assert f'annotation ids are missing or repeated: renumbered 1..{n}' in message
+    atol = 0 if backend == 'pycocotools' else 1e-12
+    np.testing.assert_allclose([result.stats[k] for k in STAT_NAMES], pycocotools_stats(reference, dets),
+                               rtol=0, atol=atol)
+    assert 'area' not in export['annotations'][0]  # the caller's dict is left as it was
