@@ -3,8 +3,8 @@ import os
 import os.path as osp
 import xml.etree.ElementTree as ET
 
+import numpy as np
 from mmengine.dataset import BaseDataset
-from PIL import Image
 
 from det.registry import DATASETS
 
@@ -12,8 +12,10 @@ from .box_sanity import BoxSanityLog
 from .checks import AnnotationIssues, no_images_error
 from .coco import filter_records
 from .transforms.builder import build_pipeline
+from .transforms.image_decoding import decode, header_size
 
-_EXIF_ORIENTATION = 0x0112  # the EXIF tag; values 5-8 store the picture turned by 90 degrees
+# Image file extensions tried, in order, for an xml without <filename>.
+_IMAGE_EXTENSIONS = ('.jpg', '.JPG', '.jpeg', '.JPEG', '.png', '.PNG')
 
 VOC_CLASSES = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair', 'cow',
                'diningtable', 'dog', 'horse', 'motorbike', 'person', 'pottedplant', 'sheep', 'sofa',
@@ -35,7 +37,7 @@ class VOCDataset(BaseDataset):
     annotation (``xmin == xmax``) stays degenerate and is dropped instead of becoming a 1-pixel box.
     Image size comes from the xml ``<size>``, or from the image header when missing or zero (the
     upright size: width and height swap for a JPEG whose EXIF orientation turns it by 90 degrees, as the
-    image loader applies that orientation).
+    image loader applies that orientation). File extensions may be upper-case (``.XML``, ``.JPG``).
 
     Args:
         split: name of ``ImageSets/Main/<split>.txt``; ``None`` loads every xml in ``Annotations/``.
@@ -57,7 +59,8 @@ class VOCDataset(BaseDataset):
         if self.ann_file:
             with open(self.ann_file) as f:
                 return [line.split()[0] for line in f if line.strip()]
-        return sorted(osp.splitext(n)[0] for n in os.listdir(self.data_prefix['ann']) if n.endswith('.xml'))
+        return sorted(osp.splitext(n)[0] for n in os.listdir(self.data_prefix['ann'])
+                      if n.lower().endswith('.xml'))
 
     def load_data_list(self) -> list:
         """Records ``dict(img_id, img_path, height, width, instances=[dict(bbox, bbox_label,
@@ -68,17 +71,14 @@ class VOCDataset(BaseDataset):
         self.annotation_issues = issues = AnnotationIssues(self._name())
         records = []
         for img_id, name in enumerate(self._image_names()):
-            xml_path = osp.join(self.data_prefix['ann'], f'{name}.xml')
+            xml_path = self._xml_path(name)
             root = ET.parse(xml_path).getroot()
-            file_name = root.findtext('filename') or f'{name}.jpg'
+            file_name = root.findtext('filename') or self._image_file(name)
             img_path = osp.join(self.data_prefix['img'], file_name)
             width = int(float(root.findtext('size/width') or 0))
             height = int(float(root.findtext('size/height') or 0))
             if width <= 0 or height <= 0:
-                with Image.open(img_path) as img:  # reads the header only
-                    width, height = img.size
-                    if img.getexif().get(_EXIF_ORIENTATION, 1) in (5, 6, 7, 8):  # turned by 90 degrees
-                        width, height = height, width
+                height, width = _upright_size(img_path, xml_path)
             instances = []
             for obj in root.iter('object'):
                 obj_name = obj.findtext('name', '').strip()
@@ -99,6 +99,20 @@ class VOCDataset(BaseDataset):
         issues.warn()
         return records
 
+    def _xml_path(self, name: str) -> str:
+        """``Annotations/<name>.xml``, or ``<name>.XML`` where only that exists."""
+        path = osp.join(self.data_prefix['ann'], f'{name}.xml')
+        upper = osp.join(self.data_prefix['ann'], f'{name}.XML')
+        return upper if not osp.exists(path) and osp.exists(upper) else path
+
+    def _image_file(self, name: str) -> str:
+        """The image file of an xml without ``<filename>``: ``<name>.jpg``, or the first of the other
+        usual spellings (``.JPG``, ``.jpeg``, ``.png``, ...) that exists."""
+        for ext in _IMAGE_EXTENSIONS:
+            if osp.exists(osp.join(self.data_prefix['img'], name + ext)):
+                return name + ext
+        return f'{name}.jpg'
+
     def _name(self) -> str:
         return f'{type(self).__name__}({self.data_root}, split={self.split})'
 
@@ -107,3 +121,17 @@ class VOCDataset(BaseDataset):
             source = self.ann_file if self.ann_file else osp.join(self.data_prefix['ann'], '*.xml')
             raise no_images_error(self._name(), f'{source} lists no images')
         return filter_records(self, self._name())
+
+
+def _upright_size(img_path: str, xml_path: str) -> tuple:
+    """``(height, width)`` of the image as the loader returns it (EXIF orientation applied), from its
+    header, or by decoding it when the header does not parse."""
+    data = np.fromfile(img_path, dtype=np.uint8)
+    size = header_size(data)
+    if size is None:
+        decoded = decode(data)
+        if decoded.img is None:
+            raise ValueError(f'{xml_path} gives no image size and {img_path} cannot be read '
+                             f'({decoded.reason})')
+        size = decoded.img.shape[:2]
+    return size

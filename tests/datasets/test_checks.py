@@ -77,7 +77,9 @@ def test_every_kind_of_finding_is_reported_with_its_files(bad_voc):
     report = check_dataset(voc(bad_voc), 'train')
     assert report.num_images == 9
     assert report.files[MISSING] == [f'{img}/missing.jpg']
-    assert report.files[UNREADABLE] == [f'{img}/corrupt.jpg']
+    assert report.files[UNREADABLE] == [
+        f'{img}/corrupt.jpg (not an image format OpenCV or Pillow knows; first bytes 6e 6f 74 20 61 20 6a '
+        '70)']
     assert sorted(report.unreadable) == [f'{img}/corrupt.jpg', f'{img}/missing.jpg']
     assert report.files[INVALID_BOX] == ['invalid.xml (2)']
     assert report.files[CLIPPED_BOX] == ['clipped.xml (1)']
@@ -123,7 +125,7 @@ def test_second_check_reads_no_image_and_a_changed_file_is_read_again(bad_voc, t
     cache.save()
     read = []
     real = checks_module._inspect
-    monkeypatch.setattr(checks_module, '_inspect', lambda path: read.append(path) or real(path))
+    monkeypatch.setattr(checks_module, '_inspect', lambda path, *args: read.append(path) or real(path, *args))
     cache = ImageCache(cache_file)  # as a second run finds it
     second = check_dataset(voc(bad_voc), 'train', cache)
     assert second.files == first.files
@@ -212,6 +214,7 @@ def test_unreadable_file_is_warned_about_once_per_process(tmp_path):
         for _ in range(3):  # three epochs
             assert load({'img_path': path}) is None
     assert [str(w.message) for w in caught] == [
-        f'cannot read image {path} (not decodable); skipping it (not warned again by this process)']
+        f'cannot read image {path} (broken JPEG header, file cut short); skipping it (not warned again by '
+        'this process)']
     with pytest.raises(OSError, match='missing'):
         LoadImageFromFile(on_error='raise')({'img_path': str(tmp_path / 'nowhere.jpg')})
