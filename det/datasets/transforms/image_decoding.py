@@ -114,15 +114,19 @@ def _decode_with_pillow(data: np.ndarray, truncated: bool) -> Decoded:
         with tolerance, Image.open(io.BytesIO(data.tobytes())) as img:
             img.load()
             return Decoded(_pillow_to_bgr(img), truncated=truncated)
-    except UnidentifiedImageError:
-        name = format_name(data)
-        if name:
-            return Decoded(None, reason=f'broken {name} header' + (', file cut short' if truncated else ''))
-        first = ' '.join(f'{b:02x}' for b in data[:8].tobytes())
-        return Decoded(None, reason=f'not an image format OpenCV or Pillow knows; first bytes {first}')
     except Exception as error:  # noqa: BLE001  Pillow raises OSError, ValueError, EOFError, struct.error...
-        cut = ', file cut short' if truncated else ''
-        return Decoded(None, reason=f'broken {format_name(data) or "image"} data ({error}{cut})')
+        return Decoded(None, reason=_failure_reason(data, truncated, error))
+
+
+def _failure_reason(data: np.ndarray, truncated: bool, error: Exception) -> str:
+    name = format_name(data)
+    unidentified = isinstance(error, UnidentifiedImageError)  # its message holds only a stream's address
+    if unidentified and not name:
+        first = data[:8].tobytes().hex(' ')
+        return f'not an image format OpenCV or Pillow knows; first bytes {first}'
+    if truncated:
+        return f'{name} file cut short after {data.size} bytes; no pixels could be read'
+    return f'broken {name or "image"} ' + ('header' if unidentified else f'data ({error})')
 
 
 def decode(data: np.ndarray) -> Decoded:
