@@ -181,7 +181,9 @@ class CocoMetric(BaseMetric):
                     'unreadable, listed above')
         print_log(f'CocoMetric: {coverage} (in the data check table)', logger='current',
                   level=logging.WARNING)
-        return {'images_evaluated': num_evaluated, 'images_unreadable': left_out, 'coverage': coverage}
+        # Floats: mmengine's message hub turns ints into numpy ints, which its json writer drops.
+        return {'images_evaluated': float(num_evaluated), 'images_unreadable': float(left_out),
+                'coverage': coverage}
 
     def compute_metrics(self, results: list) -> dict:
         coverage = self._coverage(len(results))
