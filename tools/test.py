@@ -1,5 +1,12 @@
 """Evaluate a trained detector: ``python tools/test.py CONFIG CKPT [--data-root DIR] [--out dets.json]
-[--show-dir DIR] [--no-fuse]``.
+[--show-dir DIR] [--no-fuse] [--strict-data]``.
+
+The test set is checked first (``det.engine.config.check_before_run``, the table cached in the work
+dir): an image that cannot be read is named there and left out of evaluation, and the metric says what
+it covers ("evaluated on 31 of 32 images; 1 unreadable, listed above": printed, and as
+``coco/coverage``, ``coco/images_evaluated``, ``coco/images_unreadable`` in the run's json,
+``<work_dir>/<timestamp>/<timestamp>.json``). ``--strict-data`` (or ``strict_data = True`` in the
+config) stops on such an image instead.
 
 Prints the COCO metric table with the size tiers and per-class AP, optionally writes the detections in
 COCO result format and draws predictions beside ground truth. BatchNorms are folded into their
@@ -38,6 +45,9 @@ def parse_args(argv=None):
     parser.add_argument('--data-root', metavar='DIR',
                         help="data_root of the train, val and test datasets (a relative evaluator ann_file, "
                              "or one under the config's root, follows)")
+    parser.add_argument('--strict-data', action='store_true',
+                        help='stop when a test image cannot be read (default: leave it out of evaluation '
+                             'and say so); same as strict_data = True in the config')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
@@ -50,6 +60,8 @@ def main(argv=None):
     cfg = load_config(args.config, args.cfg_options, args.work_dir)
     if args.data_root:
         set_data_root(cfg, args.data_root)
+    if args.strict_data:
+        cfg.strict_data = True
     cfg.launcher = args.launcher
     setup_distributed(cfg)  # gloo without CUDA; mmengine's own nccl set-up with it
     cfg.load_from = args.checkpoint
@@ -70,10 +82,10 @@ def main(argv=None):
         except ValueError as error:
             sys.exit(f'error: {error}')
     runner = Runner.from_cfg(cfg)
-    # The test set's annotations, classes and evaluator against each other and the model (images are
-    # read by the run itself, which names any unreadable one).
+    # The test set's images, annotations, classes and evaluator against each other and the model;
+    # unreadable images are left out of the evaluation (or stop it with --strict-data).
     try:
-        check_before_run(cfg, ('test',), check_images=False)
+        check_before_run(cfg, ('test',))
     except DataCheckError as error:
         sys.exit(f'error: {error}')
     detector = runner.model

@@ -6,13 +6,25 @@ Two halves:
   were clipped or dropped (``box_sanity``) and the annotations of categories the dataset does not know
   (a COCO ``category_id`` or a VOC ``<name>`` outside the dataset's classes). Those annotations are
   skipped, but never silently: the dataset warns once with their count.
-- :func:`check_dataset` then reads every image file once: missing or undecodable files, images whose
-  decoded size differs from the annotation's (e.g. an EXIF rotation the annotation did not expect),
-  images without boxes and byte-identical duplicates (content hash). File size and modification time
-  key a cache, so a second check of unchanged data reads no image and takes about as long as ``stat``.
+- :func:`check_dataset` then reads every image file once: missing or undecodable files (with the
+  reason), files cut short that are read as a viewer reads them, images whose size differs from the
+  annotation's (e.g. an EXIF rotation the annotation did not expect), images without boxes and
+  byte-identical duplicates (content hash). Training images are checked from their headers (size,
+  EXIF orientation) and end markers, about 40x faster than decoding; a file whose header or end looks
+  wrong, or whose header size differs from the annotation, is decoded to be sure. A file with a sound
+  header and end but broken pixel data therefore passes, and the training loader skips it and names it
+  (``LoadImageFromFile(on_error='skip')``). Test-mode datasets are decoded in full, since evaluation
+  cannot skip an image mid-run; ``decode_all`` decodes training images too. File size and modification
+  time key a cache, so a second check of unchanged data reads no image and takes about as long as
+  ``stat``.
 
 :func:`format_report` renders the findings of one or more datasets as one table naming the files. The
 checks only report; whether a finding stops a run is the caller's decision (``det.engine.config``).
+
+Unreadable images of a test-mode dataset are left out of evaluation rather than stopping a run: the
+run's start-up check registers them (:func:`leave_out_of_evaluation`), and det's datasets built in test
+mode afterwards drop them and list them in ``metainfo['unreadable_images']``, from which the metric
+says what it covers (:func:`split_left_out`).
 """
 import hashlib
 import json
@@ -24,11 +36,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .transforms.loading import REPORTED_UNREADABLE, decode_image
+from .transforms.image_decoding import decode, header_size, looks_cut_short
+from .transforms.loading import REPORTED_UNREADABLE
 
 # Kinds of findings, in the order the table lists them.
 MISSING = 'missing image'
 UNREADABLE = 'unreadable image'
+TRUNCATED = 'truncated image, read'
 SIZE_MISMATCH = 'image size differs from annotation'
 INVALID_BOX = 'invalid boxes dropped'
 CLIPPED_BOX = 'boxes clipped to the image'
@@ -41,13 +55,24 @@ DUPLICATE = 'duplicate files (same content)'
 JSON_FILLED = 'json fields filled in'
 ORPHAN_ANNOTATION = 'annotations of images not in the json'
 UNUSED_CLASS = 'classes without annotations'
-KINDS = (MISSING, UNREADABLE, SIZE_MISMATCH, INVALID_BOX, CLIPPED_BOX, UNKNOWN_CATEGORY, JSON_FILLED,
-         ORPHAN_ANNOTATION, UNUSED_CLASS, NO_BOX, DUPLICATE)
-# Findings that mean lost or wrong training signal; images without boxes are valid negatives.
-PROBLEM_KINDS = (MISSING, UNREADABLE, SIZE_MISMATCH, INVALID_BOX, CLIPPED_BOX, UNKNOWN_CATEGORY, JSON_FILLED,
-                 ORPHAN_ANNOTATION, UNUSED_CLASS, DUPLICATE)
+KINDS = (MISSING, UNREADABLE, TRUNCATED, SIZE_MISMATCH, INVALID_BOX, CLIPPED_BOX, UNKNOWN_CATEGORY,
+         JSON_FILLED, ORPHAN_ANNOTATION, UNUSED_CLASS, NO_BOX, DUPLICATE)
+# Findings that mean lost or wrong training signal (a truncated image's missing rows are filled in);
+# images without boxes are valid negatives.
+PROBLEM_KINDS = (MISSING, UNREADABLE, TRUNCATED, SIZE_MISMATCH, INVALID_BOX, CLIPPED_BOX, UNKNOWN_CATEGORY,
+                 JSON_FILLED, ORPHAN_ANNOTATION, UNUSED_CLASS, DUPLICATE)
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+
+# Unreadable images that test-mode datasets built from now on in this process leave out of evaluation.
+_LEFT_OUT = set()
+
+
+def leave_out_of_evaluation(paths) -> None:
+    """Have det's test-mode datasets built after this call (in this process) leave the image files
+    ``paths`` out: they cannot be read, and a test-mode pipeline cannot skip an image mid-run.
+    Called by the start-up check of a run (``det.engine.config.check_before_run``) unless it is strict."""
+    _LEFT_OUT.update(paths)
 
 
 class AnnotationIssues:
@@ -105,6 +130,22 @@ def no_images_error(dataset_name: str, why: str) -> ValueError:
     return ValueError(f'{dataset_name} is empty: {why}')
 
 
+def split_left_out(dataset, name: str) -> list:
+    """The records of a test-mode ``dataset`` to evaluate: those whose image is not registered by
+    :func:`leave_out_of_evaluation`. The others go to ``dataset.left_out`` and their paths to
+    ``metainfo['unreadable_images']`` (for the metric); a dataset left without images is an error
+    that says why."""
+    dataset.left_out = [r for r in dataset.data_list if r['img_path'] in _LEFT_OUT]
+    if not dataset.left_out:
+        return dataset.data_list
+    kept = [r for r in dataset.data_list if r['img_path'] not in _LEFT_OUT]
+    if not kept:
+        raise no_images_error(name, f'none of its {len(dataset.data_list)} images can be read (the data '
+                                    'check names them)')
+    dataset._metainfo['unreadable_images'] = [r['img_path'] for r in dataset.left_out]
+    return kept
+
+
 @dataclass
 class DatasetReport:
     """What :func:`check_dataset` found in one dataset.
@@ -131,17 +172,27 @@ def _file_key(path: str):
     return [st.st_size, st.st_mtime_ns]
 
 
-def _inspect(path: str) -> dict:
-    """Hash and decode one image file: ``dict(key, sha1, height, width)``; height and width are None when
-    the file does not decode, and the entry is ``dict(missing=True)`` when it does not exist."""
+def _inspect(path: str, decode_all: bool) -> dict:
+    """Hash one image file and find its upright size: ``dict(key, sha1, height, width, decoded,
+    truncated, reason)``, or ``dict(missing=True)`` when the file does not exist.
+
+    The size comes from the header unless ``decode_all``, the header does not parse, or the file lacks
+    its end marker; then the file is decoded (``decoded=True``): height and width are None when it does
+    not decode (``reason`` says why), and ``truncated`` says it was cut short and read anyway."""
     try:
         key = _file_key(path)
         data = np.fromfile(path, dtype=np.uint8)
     except OSError:
         return dict(missing=True)
-    img = decode_image(data)
-    shape = (None, None) if img is None else img.shape[:2]
-    return dict(key=key, sha1=hashlib.sha1(data.tobytes()).hexdigest(), height=shape[0], width=shape[1])
+    entry = dict(key=key, sha1=hashlib.sha1(data.tobytes()).hexdigest(), decoded=False, truncated=False,
+                 reason='')
+    size = None if decode_all or looks_cut_short(data) else header_size(data)
+    if size is None:
+        decoded = decode(data)
+        size = (None, None) if decoded.img is None else decoded.img.shape[:2]
+        entry.update(decoded=True, truncated=decoded.truncated, reason=decoded.reason)
+    entry.update(height=size[0], width=size[1])
+    return entry
 
 
 class ImageCache:
@@ -161,8 +212,9 @@ class ImageCache:
             except (OSError, ValueError, KeyError):
                 self.entries = {}  # a damaged cache is rebuilt, never trusted
 
-    def inspect_all(self, paths: list) -> dict:
-        """``{path: entry}`` for ``paths``, decoding only files that are new or changed.
+    def inspect_all(self, paths: list, decode_all: bool = False) -> dict:
+        """``{path: entry}`` for ``paths``, inspecting only files that are new or changed (or, with
+        ``decode_all``, known from their header only).
 
         Decoding runs in the calling thread on purpose: OpenCV used from a thread pool leaves threading
         state behind that deadlocks processes forked later (the data loader's workers)."""
@@ -170,7 +222,8 @@ class ImageCache:
         for path in dict.fromkeys(paths):
             entry = self.entries.get(osp.abspath(path))
             try:
-                fresh = entry is not None and entry.get('key') == _file_key(path)
+                fresh = (entry is not None and entry.get('key') == _file_key(path)
+                         and (entry['decoded'] or not decode_all))
             except OSError:
                 fresh = False
             if fresh:
@@ -178,7 +231,7 @@ class ImageCache:
             else:
                 todo.append(path)
         for path in todo:
-            found[path] = entry = _inspect(path)
+            found[path] = entry = _inspect(path, decode_all)
             if not entry.get('missing'):
                 self.entries[osp.abspath(path)] = entry
                 self.changed = True
@@ -195,10 +248,16 @@ class ImageCache:
         os.replace(tmp, self.path)
 
 
-def check_dataset(dataset, name: str = None, cache: ImageCache = None, read_images: bool = True
-                  ) -> DatasetReport:
+def _header_size_differs(entry: dict, record: dict) -> bool:
+    return (not entry.get('missing') and not entry['decoded']
+            and (entry['height'], entry['width']) != (record['height'], record['width']))
+
+
+def check_dataset(dataset, name: str = None, cache: ImageCache = None, read_images: bool = True,
+                  decode_all: bool = False) -> DatasetReport:
     """Check every image and annotation of a loaded det dataset (records with ``img_path``, ``height``,
-    ``width``, ``instances``; see :class:`~det.datasets.CocoDataset`).
+    ``width``, ``instances``; see :class:`~det.datasets.CocoDataset`), including the records a
+    test-mode dataset left out of evaluation (:func:`split_left_out`).
 
     Unreadable files are also added to the image loader's once-per-run set, so that training does not
     warn about them again (the returned report names them).
@@ -207,14 +266,16 @@ def check_dataset(dataset, name: str = None, cache: ImageCache = None, read_imag
         dataset: a ``CocoDataset`` / ``VOCDataset`` (or subclass); initialised here if lazily built.
         name: how the table names it (default: the class name).
         cache: an :class:`ImageCache` to reuse and extend (default: none, every image is read).
-        read_images: False checks the annotations only (no missing / unreadable / size / duplicate
-            findings).
+        read_images: False checks the annotations only (no missing / unreadable / truncated / size /
+            duplicate findings).
+        decode_all: decode every image; by default a training dataset's images are checked from their
+            headers and end markers (see the module docstring), a test-mode dataset's are decoded.
 
     Returns:
         a :class:`DatasetReport`.
     """
     dataset.full_init()
-    records = [dataset.get_data_info(i) for i in range(len(dataset))]
+    records = [dataset.get_data_info(i) for i in range(len(dataset))] + list(getattr(dataset, 'left_out', []))
     report = DatasetReport(name=name or type(dataset).__name__, num_images=len(records),
                            num_boxes=sum(len(r['instances']) for r in records),
                            test_mode=bool(dataset.test_mode))
@@ -222,8 +283,13 @@ def check_dataset(dataset, name: str = None, cache: ImageCache = None, read_imag
     if issues is not None:
         for kind, files in issues.files.items():
             report.files[kind].extend(files)
-    paths = [r['img_path'] for r in records]
-    entries = (cache or ImageCache()).inspect_all(paths) if read_images else {}
+    entries = {}
+    if read_images:
+        cache = cache or ImageCache()
+        entries = cache.inspect_all([r['img_path'] for r in records], decode_all or report.test_mode)
+        # A size read from the header that differs from the annotation is confirmed by decoding.
+        differing = [r['img_path'] for r in records if _header_size_differs(entries[r['img_path']], r)]
+        entries.update(cache.inspect_all(differing, decode_all=True))
     by_hash = defaultdict(list)
     for record in records:
         path = record['img_path']
@@ -239,9 +305,12 @@ def check_dataset(dataset, name: str = None, cache: ImageCache = None, read_imag
         report.hashes[path] = entry['sha1']
         by_hash[entry['sha1']].append(path)
         if entry['height'] is None:
-            report.files[UNREADABLE].append(path)
+            report.files[UNREADABLE].append(f"{path} ({entry['reason']})")
             report.unreadable.append(path)
-        elif (entry['height'], entry['width']) != (record['height'], record['width']):
+            continue
+        if entry['truncated']:
+            report.files[TRUNCATED].append(path)
+        if (entry['height'], entry['width']) != (record['height'], record['width']):
             report.files[SIZE_MISMATCH].append(
                 f"{path} (annotated {record['width']}x{record['height']}, "
                 f"decoded {entry['width']}x{entry['height']})")

@@ -20,6 +20,7 @@ from .checks import (
     UNUSED_CLASS,
     AnnotationIssues,
     no_images_error,
+    split_left_out,
 )
 from .transforms.builder import build_pipeline
 
@@ -31,9 +32,13 @@ def has_gt(record: dict) -> bool:
 
 def filter_records(dataset, name: str) -> list:
     """``filter_data`` of det's datasets: drop images without a non-ignored box when training with
-    ``filter_empty_gt``, and raise a ``ValueError`` saying why when no image is left (instead of
-    mmengine's "need at least one array to concatenate" when it serialises an empty list)."""
-    if dataset.test_mode or not dataset.filter_empty_gt:
+    ``filter_empty_gt``; in test mode, leave out the unreadable images the run's data check registered
+    (:func:`~det.datasets.checks.split_left_out`). Raise a ``ValueError`` saying why when no image is
+    left (instead of mmengine's "need at least one array to concatenate" when it serialises an empty
+    list)."""
+    if dataset.test_mode:
+        return split_left_out(dataset, name)
+    if not dataset.filter_empty_gt:
         return dataset.data_list
     kept = [r for r in dataset.data_list if has_gt(r)]
     if not kept:

@@ -14,6 +14,9 @@ from .coco import filter_records
 from .image_size import upright_size
 from .transforms.builder import build_pipeline
 
+# Image file extensions tried, in order, for an xml without <filename>.
+_IMAGE_EXTENSIONS = ('.jpg', '.JPG', '.jpeg', '.JPEG', '.png', '.PNG')
+
 VOC_CLASSES = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus', 'car', 'cat', 'chair', 'cow',
                'diningtable', 'dog', 'horse', 'motorbike', 'person', 'pottedplant', 'sheep', 'sofa',
                'train', 'tvmonitor')
@@ -24,7 +27,14 @@ def _split_names(data_root: str, split, ann_dir: str) -> list:
     if split:
         with open(osp.join(data_root, 'ImageSets', 'Main', f'{split}.txt')) as f:
             return [line.split()[0] for line in f if line.strip()]
-    return sorted(osp.splitext(n)[0] for n in os.listdir(ann_dir) if n.endswith('.xml'))
+    return sorted(osp.splitext(n)[0] for n in os.listdir(ann_dir) if n.lower().endswith('.xml'))
+
+
+def _xml_path(ann_dir: str, name: str) -> str:
+    """``<ann_dir>/<name>.xml``, or ``<name>.XML`` where only that exists."""
+    path = osp.join(ann_dir, f'{name}.xml')
+    upper = osp.join(ann_dir, f'{name}.XML')
+    return upper if not osp.exists(path) and osp.exists(upper) else path
 
 
 def voc_classes(data_root: str, split=None, ann_dir: str = 'Annotations') -> tuple:
@@ -34,7 +44,7 @@ def voc_classes(data_root: str, split=None, ann_dir: str = 'Annotations') -> tup
     ann_dir = osp.join(data_root, ann_dir)
     names = set()
     for name in _split_names(data_root, split, ann_dir):
-        root = ET.parse(osp.join(ann_dir, f'{name}.xml')).getroot()
+        root = ET.parse(_xml_path(ann_dir, name)).getroot()
         names.update(obj.findtext('name', '').strip() for obj in root.iter('object'))
     return tuple(sorted(names))
 
@@ -56,7 +66,8 @@ class VOCDataset(BaseDataset):
     not shifted by VOC's 1-based offset. The shift is below annotation noise, and this way a zero-size
     annotation (``xmin == xmax``) stays degenerate and is dropped instead of becoming a 1-pixel box.
     Image size comes from the xml ``<size>``, or from the image header when missing or zero (the
-    upright size, see :func:`~det.datasets.image_size.upright_size`).
+    upright size, see :func:`~det.datasets.image_size.upright_size`). File extensions may be upper-case
+    (``.XML``, ``.JPG``).
 
     Args:
         split: name of ``ImageSets/Main/<split>.txt``; ``None`` loads every xml in ``Annotations/``.
@@ -84,14 +95,17 @@ class VOCDataset(BaseDataset):
         self.annotation_issues = issues = AnnotationIssues(self._name())
         records, known = [], Counter()
         for img_id, name in enumerate(_split_names(self.data_root, self.split, self.data_prefix['ann'])):
-            xml_path = osp.join(self.data_prefix['ann'], f'{name}.xml')
+            xml_path = _xml_path(self.data_prefix['ann'], name)
             root = ET.parse(xml_path).getroot()
-            file_name = root.findtext('filename') or f'{name}.jpg'
+            file_name = root.findtext('filename') or self._image_file(name)
             img_path = osp.join(self.data_prefix['img'], file_name)
             width = int(float(root.findtext('size/width') or 0))
             height = int(float(root.findtext('size/height') or 0))
             if width <= 0 or height <= 0:
-                width, height = upright_size(img_path)
+                try:
+                    width, height = upright_size(img_path)
+                except OSError as error:
+                    raise ValueError(f'{xml_path} gives no image size and {error}') from error
             instances = []
             for index, obj in enumerate(root.iter('object'), start=1):
                 obj_name = obj.findtext('name', '').strip()
@@ -133,6 +147,14 @@ class VOCDataset(BaseDataset):
             f'Set metainfo=dict(classes={found!r}) (every name in these files, sorted; '
             'det.datasets.voc.voc_classes reads them), or the subset to train on.')
 
+    def _image_file(self, name: str) -> str:
+        """The image file of an xml without ``<filename>``: ``<name>.jpg``, or the first of the other
+        usual spellings (``.JPG``, ``.jpeg``, ``.png``, ...) that exists."""
+        for ext in _IMAGE_EXTENSIONS:
+            if osp.exists(osp.join(self.data_prefix['img'], name + ext)):
+                return name + ext
+        return f'{name}.jpg'
+
     def _name(self) -> str:
         return f'{type(self).__name__}({self.data_root}, split={self.split})'
 
@@ -141,3 +163,4 @@ class VOCDataset(BaseDataset):
             source = self.ann_file if self.ann_file else osp.join(self.data_prefix['ann'], '*.xml')
             raise no_images_error(self._name(), f'{source} lists no images')
         return filter_records(self, self._name())
+

@@ -12,7 +12,14 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 from mmengine.registry import DefaultScope
 
-from det.datasets.checks import DUPLICATE, ImageCache, check_dataset, format_report, shared_files
+from det.datasets.checks import (
+    DUPLICATE,
+    ImageCache,
+    check_dataset,
+    format_report,
+    leave_out_of_evaluation,
+    shared_files,
+)
 from det.registry import DATASETS
 
 
@@ -244,13 +251,15 @@ def check_evaluator_annotations(metric_cfg: dict, dataset, evaluator_key: str) -
 
 
 def check_run(cfg: Config, splits=('train', 'val'), check_images: bool = True, cache_file=None,
-              max_files=5) -> RunCheck:
+              max_files=5, decode_all: bool = False) -> RunCheck:
     """Build the datasets of ``splits`` and check them and the config against each other.
 
-    Data findings (:func:`det.datasets.checks.check_dataset`: missing / unreadable images, invalid boxes,
-    unknown categories, duplicates, empty images) go into the table; they stop nothing, except an
-    unreadable image in a test-mode dataset, which its pipeline would reject mid-run. Errors: a test-mode
-    dataset with unreadable images; train and val datasets with different classes; a ``num_classes``
+    Data findings (:func:`det.datasets.checks.check_dataset`: missing / unreadable / truncated images,
+    invalid boxes, unknown categories, duplicates, empty images) go into the table; they stop nothing.
+    An unreadable image of a test-mode dataset is left out of evaluation (see
+    :func:`check_before_run`), unless the config sets ``strict_data = True``: then it is an error, as its
+    pipeline would reject it mid-run. Errors: (strict) a test-mode dataset with unreadable images; train
+    and val datasets with different classes; a ``num_classes``
     in the model other than the first split's class count; an evaluator ``ann_file`` that does not
     describe its dataset (see :func:`check_evaluator_annotations`). A dataset without images raises
     while it is built, saying why.
@@ -261,6 +270,8 @@ def check_run(cfg: Config, splits=('train', 'val'), check_images: bool = True, c
         check_images: read every image file (cached); False checks annotations and config only.
         cache_file: json file keeping per-image results by file size and mtime (None: no cache).
         max_files: files named per table row (None: all).
+        decode_all: decode every training image too, instead of reading its header (test-mode
+            datasets are always decoded).
     """
     result = RunCheck()
     cache = ImageCache(cache_file) if check_images else None
@@ -274,10 +285,10 @@ def check_run(cfg: Config, splits=('train', 'val'), check_images: bool = True, c
     for split, datasets in built.items():
         for i, dataset in enumerate(datasets):
             name = split if len(datasets) == 1 else f'{split}[{i}]'
-            report = check_dataset(dataset, name, cache, read_images=check_images)
+            report = check_dataset(dataset, name, cache, read_images=check_images, decode_all=decode_all)
             result.reports.append(report)
             by_split.setdefault(split, []).append(report)
-            if report.test_mode and report.unreadable:
+            if report.test_mode and report.unreadable and cfg.get('strict_data', False):
                 result.errors.append(
                     f'{name} dataset {type(dataset).__name__}: {len(report.unreadable)} images cannot be '
                     f'read ({", ".join(report.unreadable[:3])}); a test-mode dataset would stop on them '
@@ -317,16 +328,25 @@ def check_run(cfg: Config, splits=('train', 'val'), check_images: bool = True, c
     return result
 
 
-def check_before_run(cfg: Config, splits=('train', 'val'), check_images: bool = True) -> RunCheck:
+def check_before_run(cfg: Config, splits=('train', 'val'), check_images: bool = True,
+                     decode_all: bool = False) -> RunCheck:
     """:func:`check_run` at the start of a training or test run: log the table (as a warning when the
     data has problems), and raise :class:`DataCheckError` with every error when the run cannot work.
+    Unreadable images of test-mode datasets are left out of evaluation (the metric says how many of how
+    many images it covers), unless the config sets ``strict_data = True``, which makes them errors.
     Image results are cached in ``<work_dir>/dataset_check_cache.json``, so the check of unchanged data
     is instant."""
     cache_file = osp.join(cfg.work_dir, CHECK_CACHE_NAME) if check_images else None
-    result = check_run(cfg, splits, check_images=check_images, cache_file=cache_file)
+    result = check_run(cfg, splits, check_images=check_images, cache_file=cache_file, decode_all=decode_all)
     level = logging.WARNING if result.has_problems else logging.INFO
     print_log('Data check (tools/analysis/check_dataset.py lists every file):\n' + result.table,
               logger='current', level=level)
     if result.errors:
         raise DataCheckError('the config does not fit its data:\n- ' + '\n- '.join(result.errors))
+    for report in result.reports:
+        if report.test_mode and report.unreadable:
+            leave_out_of_evaluation(report.unreadable)
+            print_log(f'{report.name}: {len(report.unreadable)} of {report.num_images} images cannot be '
+                      'read; they are left out of evaluation (strict_data=True / --strict-data stops '
+                      'instead)', logger='current', level=logging.WARNING)
     return result

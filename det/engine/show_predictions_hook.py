@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 from mmengine.hooks import Hook
 
+from det.datasets.transforms.loading import read_image
 from det.engine.atomic_backend import write_atomic
 from det.registry import HOOKS
 from det.visualization import gt_beside_pred
@@ -24,7 +25,7 @@ class ShowPredictionsHook(Hook):
     def after_test_iter(self, runner, batch_idx, data_batch=None, outputs=None):
         classes = runner.test_dataloader.dataset.metainfo.get('classes', ())
         for sample in outputs:
-            img = cv2.imread(sample.img_path, cv2.IMREAD_COLOR)
+            img = read_image(sample.img_path)  # as the model saw it (a file cut short included)
             if img is None:
                 continue
             gt = [i for i in sample.metainfo.get('instances', []) if not i['ignore_flag']]

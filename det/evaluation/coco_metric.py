@@ -6,6 +6,7 @@ and iscrowd flags), or, for datasets without one (VOC), the original annotations
 its ``instances`` metainfo. All numbers come from :func:`det.evaluation.coco_eval.evaluate_coco`.
 """
 import json
+import logging
 import os
 import os.path as osp
 
@@ -58,7 +59,12 @@ class CocoMetric(BaseMetric):
         format_only: only write the files, return no metrics (e.g. for a test server).
 
     ``compute_metrics`` returns ``AP, AP50, AP75, AP_<tier>..., AR100, AR_<tier>...``; -1 where a tier has
-    no ground truth. mmengine prefixes them with ``coco/``.
+    no ground truth. When the dataset left unreadable images out of evaluation (listed in its
+    ``metainfo['unreadable_images']`` by the start-up data check, see ``det.datasets.checks``), the
+    numbers cover the other images only, and the metric says so: a warning in the log and
+    ``images_evaluated``, ``images_unreadable`` and ``coverage`` (e.g. "evaluated on 31 of 32 images; 1
+    unreadable, listed above") among the results, which ``tools/test.py`` prints and mmengine writes to
+    the run's json. mmengine prefixes them all with ``coco/``.
     """
     default_prefix = 'coco'
 
@@ -165,7 +171,22 @@ class CocoMetric(BaseMetric):
                              f'belong to this dataset')
         return [by_name[n] for n in classes]
 
+    def _coverage(self, num_evaluated: int) -> dict:
+        """``images_evaluated``, ``images_unreadable`` and a ``coverage`` sentence, logged as a warning,
+        when the dataset left unreadable images out; ``{}`` otherwise."""
+        left_out = len((self.dataset_meta or {}).get('unreadable_images', ()))
+        if not left_out:
+            return {}
+        coverage = (f'evaluated on {num_evaluated} of {num_evaluated + left_out} images; {left_out} '
+                    'unreadable, listed above')
+        print_log(f'CocoMetric: {coverage} (in the data check table)', logger='current',
+                  level=logging.WARNING)
+        # Floats: mmengine's message hub turns ints into numpy ints, which its json writer drops.
+        return {'images_evaluated': float(num_evaluated), 'images_unreadable': float(left_out),
+                'coverage': coverage}
+
     def compute_metrics(self, results: list) -> dict:
+        coverage = self._coverage(len(results))
         if self._gt_json() is None:
             gt = self._gt_from_results(results)
             img_ids = list(range(1, len(results) + 1))
@@ -191,7 +212,7 @@ class CocoMetric(BaseMetric):
         if self.outfile_prefix is not None:
             self._dump(dets, gt if built_gt else None)
             if self.format_only:
-                return {}
+                return coverage
 
         result = evaluate_coco(gt, dets, tiers=self.tiers, backend=self.backend, img_ids=img_ids,
                                cat_ids=cat_ids)
@@ -204,6 +225,7 @@ class CocoMetric(BaseMetric):
         metrics.update({f'AP_{n}': result.tiers[n]['AP'] for n in tier_names})
         metrics['AR100'] = result.stats['AR100']
         metrics.update({f'AR_{n}': result.tiers[n]['AR'] for n in tier_names})
+        metrics.update(coverage)
         return metrics
 
     def _dump(self, dets: list, gt) -> None:

@@ -1,7 +1,9 @@
 """Data checks (det.datasets.checks): every kind of finding on a VOC folder built to hold each one, the
 cache keyed by file size and mtime, skipped annotations that are counted, datasets that end up empty,
-EXIF orientation, and unreadable files warned about once."""
+EXIF orientation, unreadable files warned about once, truncated JPEGs as warnings, header-only checks
+of training images, and unreadable test-mode images left out of evaluation."""
 import json
+import re
 import warnings
 
 import cv2
@@ -18,13 +20,17 @@ from det.datasets.checks import (
     MISSING,
     NO_BOX,
     SIZE_MISMATCH,
+    TRUNCATED,
     UNKNOWN_CATEGORY,
     UNREADABLE,
     ImageCache,
     check_dataset,
     format_report,
+    leave_out_of_evaluation,
 )
 from det.datasets.transforms.loading import REPORTED_UNREADABLE, LoadImageFromFile
+
+from .test_image_decoding import broken_png_bytes
 
 CLASSES = ('box', 'disc')
 OBJECT = ('<object><name>{}</name><difficult>0</difficult><bndbox><xmin>{}</xmin><ymin>{}</ymin>'
@@ -77,7 +83,9 @@ def test_every_kind_of_finding_is_reported_with_its_files(bad_voc):
     report = check_dataset(voc(bad_voc), 'train')
     assert report.num_images == 9
     assert report.files[MISSING] == [f'{img}/missing.jpg']
-    assert report.files[UNREADABLE] == [f'{img}/corrupt.jpg']
+    assert report.files[UNREADABLE] == [
+        f'{img}/corrupt.jpg (not an image format OpenCV or Pillow knows; first bytes 6e 6f 74 20 61 20 6a '
+        '70)']
     assert sorted(report.unreadable) == [f'{img}/corrupt.jpg', f'{img}/missing.jpg']
     assert report.files[INVALID_BOX] == ['invalid.xml (2)']
     assert report.files[CLIPPED_BOX] == ['clipped.xml (1)']
@@ -123,7 +131,7 @@ def test_second_check_reads_no_image_and_a_changed_file_is_read_again(bad_voc, t
     cache.save()
     read = []
     real = checks_module._inspect
-    monkeypatch.setattr(checks_module, '_inspect', lambda path: read.append(path) or real(path))
+    monkeypatch.setattr(checks_module, '_inspect', lambda path, *args: read.append(path) or real(path, *args))
     cache = ImageCache(cache_file)  # as a second run finds it
     second = check_dataset(voc(bad_voc), 'train', cache)
     assert second.files == first.files
@@ -214,6 +222,93 @@ def test_unreadable_file_is_warned_about_once_per_process(tmp_path):
         for _ in range(3):  # three epochs
             assert load({'img_path': path}) is None
     assert [str(w.message) for w in caught] == [
-        f'cannot read image {path} (not decodable); skipping it (not warned again by this process)']
+        f'cannot read image {path} (JPEG file cut short after 12 bytes; no pixels could be read); skipping '
+        'it (not warned again by this process)']
     with pytest.raises(OSError, match='missing'):
         LoadImageFromFile(on_error='raise')({'img_path': str(tmp_path / 'nowhere.jpg')})
+
+
+def _cut_short(path, cut=20):
+    """Remove the last ``cut`` bytes of a file (a JPEG loses its end-of-image marker)."""
+    path.write_bytes(path.read_bytes()[:-cut])
+
+
+@pytest.mark.parametrize('test_mode', [False, True])
+def test_truncated_jpeg_is_a_warning_row_not_an_unreadable_image(tmp_path, test_mode):
+    root = tmp_path / 'voc'
+    write_voc(root, {'whole': [('box', (5, 5, 30, 30))], 'cut': [('box', (5, 5, 30, 30))]})
+    _cut_short(root / 'JPEGImages/cut.jpg')
+    report = check_dataset(voc(root, test_mode=test_mode), 'val' if test_mode else 'train')
+    assert report.files[TRUNCATED] == [str(root / 'JPEGImages/cut.jpg')]
+    assert report.files[UNREADABLE] == [] and report.unreadable == []
+    assert report.has_problems  # logged as a warning
+    assert re.search(r'truncated image, read +1 +\S+/cut\.jpg', format_report([report]))
+
+
+def _write_body_broken_png(root, name):
+    """Make ``name``'s image a PNG whose pixel data is noise behind a sound header and end chunk."""
+    (root / 'JPEGImages' / f'{name}.jpg').unlink()
+    (root / 'JPEGImages' / f'{name}.png').write_bytes(broken_png_bytes())
+    xml = root / 'Annotations' / f'{name}.xml'
+    xml.write_text(xml.read_text().replace(f'{name}.jpg', f'{name}.png'))
+
+
+def test_training_images_are_checked_from_headers_and_test_mode_ones_decoded(tmp_path, monkeypatch):
+    root = tmp_path / 'voc'
+    write_voc(root, {f'img{i}': [('box', (5, 5, 30, 30))] for i in range(4)})
+    _write_body_broken_png(root, 'img3')
+    broken = str(root / 'JPEGImages/img3.png')
+    decoded = []
+    real = checks_module.decode
+    monkeypatch.setattr(checks_module, 'decode', lambda data: decoded.append(data.size) or real(data))
+
+    train = check_dataset(voc(root), 'train')
+    assert decoded == []  # headers only: the training loader names the broken file when it meets it
+    assert train.files[UNREADABLE] == [] and train.num_images == 4
+    with pytest.warns(UserWarning, match=f'cannot read image {broken} \\(broken PNG data'):
+        assert LoadImageFromFile(on_error='skip')({'img_path': broken}) is None
+    full = check_dataset(voc(root), 'train', decode_all=True)
+    assert len(decoded) == 4
+    assert full.files[UNREADABLE] == [f'{broken} ({real(np.fromfile(broken, np.uint8)).reason})']
+    decoded.clear()
+    val = check_dataset(voc(root, test_mode=True), 'val')  # evaluation cannot skip an image mid-run
+    assert len(decoded) == 4 and val.unreadable == [broken]
+
+
+def test_header_checked_cache_entries_are_decoded_when_asked_and_then_kept(tmp_path, monkeypatch):
+    root = tmp_path / 'voc'
+    write_voc(root, {f'img{i}': [('box', (5, 5, 30, 30))] for i in range(3)})
+    cache = ImageCache(str(tmp_path / 'cache.json'))
+    check_dataset(voc(root), 'train', cache)
+    decoded = []
+    real = checks_module.decode
+    monkeypatch.setattr(checks_module, 'decode', lambda data: decoded.append(data.size) or real(data))
+    check_dataset(voc(root), 'train', cache, decode_all=True)
+    assert len(decoded) == 3
+    check_dataset(voc(root), 'train', cache, decode_all=True)
+    check_dataset(voc(root), 'train', cache)
+    assert len(decoded) == 3  # decoded entries serve both kinds of check
+
+
+def test_test_mode_dataset_leaves_out_registered_unreadable_images(tmp_path):
+    root = tmp_path / 'voc'
+    write_voc(root, {f'img{i}': [('box', (5, 5, 30, 30))] for i in range(3)})
+    (root / 'JPEGImages/img1.jpg').write_bytes(b'')
+    bad = str(root / 'JPEGImages/img1.jpg')
+    report = check_dataset(voc(root, test_mode=True), 'val')
+    assert report.files[UNREADABLE] == [f'{bad} (empty file)']
+    leave_out_of_evaluation(report.unreadable)
+
+    val = voc(root, test_mode=True)
+    assert [val.get_data_info(i)['img_path'] for i in range(len(val))] == [
+        str(root / 'JPEGImages/img0.jpg'), str(root / 'JPEGImages/img2.jpg')]
+    assert val.metainfo['unreadable_images'] == [bad]
+    assert len(voc(root)) == 3  # training datasets keep them: their loader skips and names them
+    again = check_dataset(val, 'val')  # a later check still names the left-out file
+    assert again.num_images == 3 and again.files[UNREADABLE] == report.files[UNREADABLE]
+
+    for name in ('img0', 'img2'):
+        (root / 'JPEGImages' / f'{name}.jpg').write_bytes(b'')
+    leave_out_of_evaluation([str(root / 'JPEGImages/img0.jpg'), str(root / 'JPEGImages/img2.jpg')])
+    with pytest.raises(ValueError, match=r'split=train\) is empty: none of its 3 images can be read'):
+        voc(root, test_mode=True)

@@ -149,3 +149,27 @@ def test_bccd_classes_read_from_the_folder_and_named_when_forgotten():
     assert voc_classes(BCCD) == tuple(sorted(BCCD_CLASSES))
     with pytest.raises(ValueError, match=r"\['Platelets', 'RBC', 'WBC'\] \(\d+ objects, e\.g\. in Blood"):
         VOCDataset(data_root=BCCD, split='trainval')
+
+
+def test_upper_case_extensions_and_unusual_file_names(tmp_path):
+    """A folder as cameras and Windows tools write it: ``.XML`` annotations found by the folder scan,
+    ``.JPG`` images found for an xml without <filename>, spaces and non-ASCII characters in names."""
+    (tmp_path / 'Annotations').mkdir()
+    (tmp_path / 'JPEGImages').mkdir()
+    rng = np.random.default_rng(0)
+    names = ['IMG_0001', 'holiday photo é', 'фото 2']
+    for name in names:
+        cv2.imwrite(str(tmp_path / 'JPEGImages' / f'{name}.JPG'), rng.integers(0, 255, (30, 40, 3), np.uint8))
+        (tmp_path / 'Annotations' / f'{name}.XML').write_text(
+            '<annotation><object><name>cell</name><bndbox><xmin>2</xmin><ymin>3</ymin><xmax>20</xmax>'
+            '<ymax>25</ymax></bndbox></object></annotation>', encoding='utf-8')
+    dataset = VOCDataset(data_root=str(tmp_path), split=None, metainfo=dict(classes=('cell',)),
+                         pipeline=[dict(type='LoadImageFromFile')])
+    assert len(dataset) == 3
+    for i, name in enumerate(sorted(names)):
+        record = dataset.get_data_info(i)
+        path = str(tmp_path / 'JPEGImages' / f'{name}.JPG')
+        assert record['img_path'] == path
+        assert (record['height'], record['width']) == (30, 40)  # from the header: the xml has no <size>
+        assert record['instances'][0]['bbox'] == [2.0, 3.0, 20.0, 25.0]
+        np.testing.assert_array_equal(dataset[i]['img'], cv2.imread(path))

@@ -163,3 +163,20 @@ def test_format_only_writes_detections_and_returns_nothing(tmp_path):
     np.testing.assert_allclose(scores, sorted(d['score'] for d in dets), atol=1e-6)
     with pytest.raises(ValueError, match='outfile_prefix'):
         CocoMetric(format_only=True)
+
+
+def test_metric_says_what_it_covers_when_unreadable_images_were_left_out(tmp_path):
+    """The evaluated dataset left an unreadable image out (``metainfo['unreadable_images']``, set by the
+    data check): the numbers are those of the other images, scored against the json as pycocotools
+    scores them, and the metric says it covers 3 of 4 images."""
+    gt, dets = random_case(3)
+    ann_file = tmp_path / 'gt.json'
+    ann_file.write_text(json.dumps(gt))
+    samples = _samples(gt, dets, with_gt=False)[:3]
+    metrics = _run(CocoMetric(ann_file=str(ann_file)), samples, unreadable_images=['/data/val/broken.jpg'])
+    ref = pycocotools_stats(gt, [d for d in dets if d['image_id'] <= 3], img_ids=[1, 2, 3])
+    assert metrics['coco/AP'] == pytest.approx(ref[0], abs=1e-4)
+    assert metrics['coco/images_evaluated'] == 3 and metrics['coco/images_unreadable'] == 1
+    assert metrics['coco/coverage'] == 'evaluated on 3 of 4 images; 1 unreadable, listed above'
+    # Nothing left out: the results are the usual keys only.
+    assert list(_run(CocoMetric(ann_file=str(ann_file)), samples)) == [f'coco/{k}' for k in KEYS]

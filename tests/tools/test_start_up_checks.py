@@ -154,7 +154,7 @@ def test_check_dataset_tool_names_files_and_is_instant_the_second_time(tmp_path,
 
     decoded = []
     real = checks_module._inspect
-    monkeypatch.setattr(checks_module, '_inspect', lambda path: decoded.append(path) or real(path))
+    monkeypatch.setattr(checks_module, '_inspect', lambda path, *a: decoded.append(path) or real(path, *a))
     assert tool.main(args) == 1
     assert capsys.readouterr().out.split('checked in')[0] == first.split('checked in')[0]
     assert decoded == [str(tmp_path / 'voc/JPEGImages/img5.jpg')]  # only the missing file is looked for

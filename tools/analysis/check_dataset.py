@@ -4,13 +4,16 @@ the data, in one table that names the files.
     python tools/analysis/check_dataset.py CONFIG [--split train|val|test ...] [--data-root DIR]
         [--all-files] [--no-cache] [--work-dir D] [--cfg-options k=v ...]
 
-Reported per split: missing and unreadable images, images whose decoded size differs from the
-annotated one, invalid boxes (dropped) and boxes clipped to the image, annotations of categories the
-dataset does not know (skipped), images without boxes, byte-identical duplicate files (also between
-train and val / test). Errors that would stop ``tools/train.py``: a head's ``num_classes`` other than
-the dataset's class count, an evaluator ``ann_file`` that does not describe its dataset, classes that
-differ between splits, unreadable images in a test-mode dataset. ``tools/train.py`` runs the same check
-before its first step. Image results are cached by file size and modification time in
+Reported per split: missing and unreadable images (with the reason), images cut short that are read
+as a viewer reads them (``truncated image, read``), images whose size differs from the annotated one,
+invalid boxes (dropped) and boxes clipped to the image, annotations of categories the dataset does not
+know (skipped), images without boxes, byte-identical duplicate files (also between train and val /
+test). Errors that would stop ``tools/train.py``: a head's ``num_classes`` other than the dataset's
+class count, an evaluator ``ann_file`` that does not describe its dataset, classes that differ between
+splits, and, with ``strict_data = True`` in the config, unreadable images in a test-mode dataset
+(otherwise a run leaves them out of evaluation). ``tools/train.py`` runs the same check before its
+first step. Training images are checked from their headers and end markers unless ``--all-files``;
+test-mode datasets are decoded. Image results are cached by file size and modification time in
 ``<work_dir>/dataset_check_cache.json`` (the same file training uses), so a second check is instant.
 
 Exit status: 0 when nothing was found, 1 when the data has problems, 2 when the config does not fit
@@ -32,7 +35,9 @@ def parse_args(argv=None):
     parser.add_argument('--split', nargs='+', choices=['train', 'val', 'test'], default=['train', 'val'],
                         help='splits to check (default: train val)')
     parser.add_argument('--data-root', metavar='DIR', help='data_root of every split, as in tools/train.py')
-    parser.add_argument('--all-files', action='store_true', help='name every file (default: 5 per row)')
+    parser.add_argument('--all-files', action='store_true',
+                        help='decode every image (default: training images from their headers) and name '
+                             'every file (default: 5 per row)')
     parser.add_argument('--no-cache', action='store_true', help='read every image even if cached')
     parser.add_argument('--work-dir', help='where the cache lives (default: as tools/train.py)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
@@ -47,7 +52,7 @@ def main(argv=None) -> int:
     cache_file = None if args.no_cache else osp.join(cfg.work_dir, CHECK_CACHE_NAME)
     start = time.perf_counter()
     result = check_run(cfg, tuple(args.split), check_images=True, cache_file=cache_file,
-                       max_files=None if args.all_files else 5)
+                       max_files=None if args.all_files else 5, decode_all=args.all_files)
     print(result.table)
     for error in result.errors:
         print(f'error: {error}')

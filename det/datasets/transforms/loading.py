@@ -2,35 +2,11 @@
 import os
 import warnings
 
-import cv2
 import numpy as np
 
 from det.registry import TRANSFORMS
 
-
-def to_bgr_uint8(img: np.ndarray) -> np.ndarray:
-    """Any OpenCV-decoded image -> ``[H, W, 3]`` uint8 BGR.
-
-    Grayscale is replicated to three channels, an alpha channel is dropped, 16-bit values are mapped
-    ``0..65535 -> 0..255`` (divided by 257 and rounded, so both ends map exactly).
-    """
-    if img.dtype == np.uint16:
-        img = np.round(img / 257.0).astype(np.uint8)
-    elif img.dtype != np.uint8:
-        raise TypeError(f'unsupported image dtype {img.dtype}')
-    if img.ndim == 2:
-        return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
-    if img.shape[2] == 1:
-        return cv2.cvtColor(img[:, :, 0], cv2.COLOR_GRAY2BGR)
-    if img.shape[2] == 4:
-        return cv2.cvtColor(img, cv2.COLOR_BGRA2BGR)
-    return img
-
-
-# OpenCV's flag for "any bit depth, any channel count, EXIF orientation applied". IMREAD_UNCHANGED would
-# keep 16 bits and alpha too, but it also skips the EXIF rotation, so a phone photo stored sideways with
-# an orientation tag would come out rotated against its annotations (which are made on the upright view).
-_IMREAD_FLAGS = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR
+from .image_decoding import Decoded, decode
 
 # Unreadable files already reported in this process, so each is warned about once, not once per epoch.
 # The start-up data check (``det.datasets.checks``), which names them in its table, adds the files it
@@ -39,34 +15,39 @@ _IMREAD_FLAGS = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR
 REPORTED_UNREADABLE = set()
 
 
-def read_image(path: str):
-    """Decode the image file at ``path`` as ``[H, W, 3]`` uint8 BGR in its upright orientation (EXIF
-    orientation applied), or return None when the file is missing or cannot be decoded."""
+def read_file(path: str) -> Decoded:
+    """Decode the image file at ``path`` (see :func:`~.image_decoding.decode`); a missing file is
+    ``Decoded(None, reason='missing')``."""
     try:
         data = np.fromfile(path, dtype=np.uint8)
     except OSError:
-        return None
-    return decode_image(data)
+        return Decoded(None, reason='missing' if not os.path.exists(path) else 'cannot be opened')
+    return decode(data)
+
+
+def read_image(path: str):
+    """Decode the image file at ``path`` as ``[H, W, 3]`` uint8 BGR in its upright orientation (EXIF
+    orientation applied; a file cut short is read as a viewer reads it), or return None when the file
+    is missing or cannot be decoded (:func:`read_file` says why)."""
+    return read_file(path).img
 
 
 def decode_image(data: np.ndarray):
     """Decode encoded image bytes (uint8 ``[N]``) as :func:`read_image` does; None if undecodable."""
-    if data.size == 0:
-        return None
-    img = cv2.imdecode(data, _IMREAD_FLAGS)
-    return None if img is None else to_bgr_uint8(img)
+    return decode(data).img
 
 
 @TRANSFORMS.register_module()
 class LoadImageFromFile:
-    """Reads ``results['img_path']`` with OpenCV and sets ``img`` ([H, W, 3] uint8 BGR, upright: a JPEG's
-    EXIF orientation is applied), ``ori_shape`` and ``img_shape`` (h, w).
+    """Reads ``results['img_path']`` (OpenCV; a file cut short as a viewer reads it, see
+    :mod:`.image_decoding`) and sets ``img`` ([H, W, 3] uint8 BGR, upright: the EXIF orientation is
+    applied), ``ori_shape`` and ``img_shape`` (h, w).
 
     Args:
-        on_error: 'raise' raises ``OSError`` naming the file when it is missing or cannot be decoded;
-            'skip' warns naming the file (once per process; not at all for files the start-up data
-            check already reported, see :data:`REPORTED_UNREADABLE`) and returns ``None``, so
-            mmengine's ``BaseDataset`` samples another index in training (in test mode it raises).
+        on_error: 'raise' raises ``OSError`` naming the file and the reason when it is missing or cannot
+            be decoded; 'skip' warns so (once per process; not at all for files the start-up data check
+            already reported, see :data:`REPORTED_UNREADABLE`) and returns ``None``, so mmengine's
+            ``BaseDataset`` samples another index in training (in test mode it raises).
     """
 
     def __init__(self, on_error: str = 'raise'):
@@ -76,10 +57,10 @@ class LoadImageFromFile:
 
     def __call__(self, results: dict):
         path = results['img_path']
-        img = read_image(path)
+        decoded = read_file(path)
+        img = decoded.img
         if img is None:
-            reason = 'missing' if not os.path.exists(path) else 'not decodable'
-            message = f'cannot read image {path} ({reason})'
+            message = f'cannot read image {path} ({decoded.reason})'
             if self.on_error == 'raise':
                 raise OSError(message)
             if path not in REPORTED_UNREADABLE:
