@@ -16,7 +16,7 @@ from mmengine.dist import is_main_process
 from mmengine.runner import Runner
 
 import det.engine  # noqa: F401  (registers det's hooks and the atomic checkpoint backend)
-from det.engine import check_checkpoint_matches, close_distributed, keep_freed_memory, setup_distributed
+from det.engine import apply_machine_defaults, check_checkpoint_matches, close_distributed, setup_distributed
 from det.engine.config import (
     DataCheckError,
     _metric_cfgs,  # the evaluator's metric configs, in any form mmengine takes
@@ -68,7 +68,6 @@ def main(argv=None):
         sys.exit(f'error: checkpoint not found: {args.checkpoint}')
     if not osp.isfile(args.checkpoint):
         sys.exit(f'error: checkpoint {args.checkpoint} is not a file')
-    keep_freed_memory()  # each batch reuses the last one's buffers (det/engine/malloc.py)
     cfg = load_config(args.config, args.cfg_options, args.work_dir)
     if args.data_root:
         set_data_root(cfg, args.data_root)
@@ -91,6 +90,7 @@ def main(argv=None):
             tta_config(cfg, **parse_tta_options(args.tta))
         except ValueError as error:
             sys.exit(f'error: {error}')
+    apply_machine_defaults(cfg)  # loader processes, glibc's freed-memory setting (det/engine/machine.py)
     runner = Runner.from_cfg(cfg)
     # The test set's annotations, classes and evaluator against each other and the model (images are
     # read by the run itself, which names any unreadable one).

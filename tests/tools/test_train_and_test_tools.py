@@ -23,6 +23,8 @@ def trained(tiny_config, tmp_path_factory):
 def test_training_writes_checkpoints_and_coco_metrics(trained):
     _, work_dir, log = trained
     assert {f'epoch_{i}.pth' for i in (1, 2, 3)} <= {p.name for p in work_dir.iterdir()}
+    assert 'machine defaults: train_dataloader.num_workers=0 (set by the config)' in log
+    assert "checkpoints: backend 'atomic_local'" in log
     for key in ('coco/AP', 'coco/AP50', 'coco/AP75', 'coco/AP_vt', 'coco/AP_t', 'coco/AP_s', 'coco/AP_m',
                 'coco/AP_l', 'coco/AR100'):
         assert key in log
