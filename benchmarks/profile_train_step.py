@@ -126,9 +126,8 @@ def profile(config: str, args, work: Path) -> dict:
 
     import det.engine  # noqa: F401  (registers det's hooks and optim wrappers)
     from det.engine.config import _leaf_dataset_cfgs, load_config
-    from det.engine.malloc import keep_freed_memory
+    from det.engine.machine import apply_machine_defaults
 
-    keep_freed_memory()  # as tools/train.py does
     torch.set_num_threads(args.threads)
     name = Path(config).stem
     cfg = load_config(config, work_dir=str(work / name))
@@ -142,6 +141,7 @@ def profile(config: str, args, work: Path) -> dict:
     for split in ('val', 'test'):
         cfg[f'{split}_dataloader'] = cfg[f'{split}_cfg'] = cfg[f'{split}_evaluator'] = None
     cfg.default_hooks.checkpoint = None
+    apply_machine_defaults(cfg)  # as tools/train.py does (--num-workers, if given, is kept)
     if args.fast:
         cfg.optim_wrapper.type = 'AutocastOptimWrapper'
         cfg.model.data_preprocessor.channels_last = True

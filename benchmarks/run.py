@@ -117,9 +117,8 @@ def worker_det_train(spec: dict) -> dict:
 
     import det.engine  # noqa: F401  (registers det's hooks and optim wrappers)
     from det.engine.config import _leaf_dataset_cfgs, load_config
-    from det.engine.malloc import keep_freed_memory
+    from det.engine.machine import apply_machine_defaults
 
-    keep_freed_memory()  # as tools/train.py does
     torch.set_num_threads(spec['threads'])
     cfg = load_config(spec['config'], work_dir=spec['work_dir'])
     for leaf in _leaf_dataset_cfgs(cfg.train_dataloader.dataset):
@@ -131,6 +130,7 @@ def worker_det_train(spec: dict) -> dict:
         cfg[key] = None
     cfg.default_hooks.checkpoint = None
     cfg.default_hooks.logger = dict(type='LoggerHook', interval=10 ** 6)
+    apply_machine_defaults(cfg)  # as tools/train.py does
     # The shipped configs already default to the fast setting; the baseline turns it off.
     if spec['fast']:
         cfg.optim_wrapper.type = 'AutocastOptimWrapper'

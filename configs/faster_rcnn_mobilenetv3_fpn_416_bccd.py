@@ -42,5 +42,6 @@ model = dict(
         test_cfg=dict(score_thr=0.05, nms=dict(iou_thr=0.5), max_per_img=100, topk=None)),
 )
 
-# bf16 autocast (AVX-512 / AMX CPUs) + channels-last, as the other shipped configs; on a GPU use --amp.
+# bf16 autocast on the model's device (AVX-512 / AMX CPUs; GPUs from compute capability 8.0, older
+# ones train fp32: use --amp there) + channels-last, as the other shipped configs.
 optim_wrapper = dict(type='AutocastOptimWrapper')

@@ -28,5 +28,6 @@ model = dict(
 
 # bf16 autocast (AVX-512 / AMX CPUs) + channels-last: the main job in 0.65x the fp32 NCHW time on a
 # 2-core CPU at the same accuracy (README). Weights, gradients and optimizer state stay fp32. On a GPU
-# use --amp (fp16 with loss scaling) instead.
+# the wrapper autocasts there (bf16 from compute capability 8.0; on older GPUs it trains fp32 and says
+# so: use --amp, fp16 with loss scaling).
 optim_wrapper = dict(type='AutocastOptimWrapper')  # dtype bfloat16 by default

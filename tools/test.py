@@ -23,8 +23,14 @@ from mmengine.dist import is_main_process
 from mmengine.runner import Runner
 
 import det.engine  # noqa: F401  (registers det's hooks and the atomic checkpoint backend)
-from det.engine import check_checkpoint_matches, close_distributed, keep_freed_memory, setup_distributed
-from det.engine.config import DataCheckError, check_before_run, load_config, set_data_root
+from det.engine import apply_machine_defaults, check_checkpoint_matches, close_distributed, setup_distributed
+from det.engine.config import (
+    DataCheckError,
+    _metric_cfgs,  # the evaluator's metric configs, in any form mmengine takes
+    check_before_run,
+    load_config,
+    set_data_root,
+)
 from det.inference import parse_tta_options, tta_config
 
 
@@ -54,9 +60,24 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def set_outfile_prefix(evaluator_cfg, prefix: str) -> None:
+    """Have the test evaluator's first ``CocoMetric`` (``test_evaluator`` a dict, a list of metrics, or
+    ``dict(type='Evaluator', metrics=...)``, as mmengine accepts) write its detections to
+    ``{prefix}.bbox.json``."""
+    coco = [m for m in _metric_cfgs(evaluator_cfg) if m.get('type') in ('CocoMetric', 'det.CocoMetric')]
+    if not coco:
+        types = [m.get('type') for m in _metric_cfgs(evaluator_cfg)]
+        sys.exit(f'error: --out needs a CocoMetric in test_evaluator, which has {types}')
+    coco[0]['outfile_prefix'] = prefix
+
+
 def main(argv=None):
     args = parse_args(argv)
-    keep_freed_memory()  # each batch reuses the last one's buffers (det/engine/malloc.py)
+    # A mistyped checkpoint path stops the tool now, not after the model and datasets are built.
+    if not osp.exists(args.checkpoint):
+        sys.exit(f'error: checkpoint not found: {args.checkpoint}')
+    if not osp.isfile(args.checkpoint):
+        sys.exit(f'error: checkpoint {args.checkpoint} is not a file')
     cfg = load_config(args.config, args.cfg_options, args.work_dir)
     if args.data_root:
         set_data_root(cfg, args.data_root)
@@ -70,7 +91,7 @@ def main(argv=None):
         # CocoMetric writes {prefix}.bbox.json (and {prefix}.gt.json when the ground truth is not a
         # COCO json, e.g. VOC data, so tools/eval_dets.py can score the detections later).
         prefix = args.out[:-len('.json')] if args.out.endswith('.json') else args.out
-        cfg.test_evaluator['outfile_prefix'] = prefix
+        set_outfile_prefix(cfg.test_evaluator, prefix)
     if args.show_dir:
         cfg.custom_hooks.append(dict(type='ShowPredictionsHook', out_dir=osp.abspath(args.show_dir),
                                      score_thr=args.show_score_thr))
@@ -81,6 +102,7 @@ def main(argv=None):
             tta_config(cfg, **parse_tta_options(args.tta))
         except ValueError as error:
             sys.exit(f'error: {error}')
+    apply_machine_defaults(cfg)  # loader processes, glibc's freed-memory setting (det/engine/machine.py)
     runner = Runner.from_cfg(cfg)
     # The test set's images, annotations, classes and evaluator against each other and the model;
     # unreadable images are left out of the evaluation (or stop it with --strict-data).

@@ -25,10 +25,10 @@ from mmengine.runner import Runner
 
 import det.engine  # noqa: F401  (registers the atomic checkpoint backend and det's hooks)
 from det.engine import (
+    apply_machine_defaults,
     check_checkpoint_matches,
     close_distributed,
     find_resume_checkpoint,
-    keep_freed_memory,
     setup_distributed,
 )
 from det.engine.checkpoints import load_checkpoint_safely
@@ -66,7 +66,6 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    keep_freed_memory()  # each step reuses the last step's buffers (det/engine/malloc.py)
     cfg = load_config(args.config, args.cfg_options, args.work_dir)
     if args.data_root:
         set_data_root(cfg, args.data_root)
@@ -84,7 +83,9 @@ def main(argv=None):
         if torch.cuda.is_available():
             cfg.optim_wrapper.update(type='AmpOptimWrapper', dtype='float16', loss_scale='dynamic')
         else:
-            cfg.optim_wrapper.update(type='AutocastOptimWrapper', device_type='cpu', dtype='bfloat16')
+            cfg.optim_wrapper.update(type='AutocastOptimWrapper', dtype='bfloat16')
+    # Loader processes and glibc's freed-memory setting for this machine (det/engine/machine.py).
+    apply_machine_defaults(cfg)
     resume_from = None
     if args.resume == 'auto':
         resume_from = find_resume_checkpoint(cfg.work_dir)

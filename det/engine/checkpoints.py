@@ -2,25 +2,50 @@
 import os
 import pickle
 import re
+import warnings
 
 _CKPT_NAME = re.compile(r'^(epoch|iter)_(\d+)\.pth$')
 
 
 def find_resume_checkpoint(work_dir: str):
-    """The newest complete ``epoch_N.pth`` / ``iter_N.pth`` in ``work_dir``, or None.
+    """The latest complete ``epoch_N.pth`` / ``iter_N.pth`` in ``work_dir``, or None.
+
+    ``N`` counts epochs in one name and iterations in the other, so names do not compare across the two
+    kinds (epoch 3 may be iteration 300, after ``iter_200.pth``). Each candidate is ranked instead by the
+    global iteration mmengine's Runner records in every checkpoint (``meta['iter']``, one scale for both
+    kinds), ties by modification time. Only the pickled structure is read (``mmap=True``, the tensors
+    stay on disk). A file with no readable ``meta['iter']`` is left out with a warning naming it.
 
     Checkpoints are written atomically (``AtomicLocalBackend``), so every file with such a name is
     complete. mmengine's ``last_checkpoint`` pointer is written non-atomically and may be stale or
-    empty after a kill, so it is only a hint: the highest-numbered file on disk wins.
+    empty after a kill, so it is not used.
     """
     if not os.path.isdir(work_dir):
         return None
     found = []
     for name in os.listdir(work_dir):
-        match = _CKPT_NAME.match(name)
-        if match:
-            found.append((int(match.group(2)), os.path.join(work_dir, name)))
-    return max(found)[1] if found else None
+        if _CKPT_NAME.match(name):
+            path = os.path.join(work_dir, name)
+            iteration = _recorded_iteration(path)
+            if iteration is None:
+                warnings.warn(f'--resume: {path} records no iteration (meta["iter"]); not a resume point',
+                              stacklevel=2)
+            else:
+                found.append((iteration, os.path.getmtime(path), path))
+    return max(found)[2] if found else None
+
+
+def _recorded_iteration(path: str):
+    """``meta['iter']`` of the checkpoint at ``path``, or None where the file or the key cannot be read."""
+    import torch
+
+    try:
+        checkpoint = torch.load(path, map_location='cpu', weights_only=True, mmap=True)
+    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError):
+        return None
+    meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
+    iteration = meta.get('iter') if isinstance(meta, dict) else None
+    return int(iteration) if isinstance(iteration, int) else None
 
 
 def load_checkpoint_safely(path: str):

@@ -41,12 +41,30 @@ def load_config(path: str, cfg_options: dict = None, work_dir: str = None) -> Co
 
 
 def use_safe_checkpoints(cfg: Config) -> None:
-    """Every run writes checkpoints atomically and in a form torch's weights-only loader accepts, and
-    never writes weights after a non-finite loss, whatever the config says: these are properties of
-    det's checkpoints, not options."""
+    """Every run writes checkpoints in a form torch's weights-only loader accepts and never writes weights
+    after a non-finite loss, whatever the config says: these are properties of det's checkpoints, not
+    options. Local checkpoints are written atomically (``backend='atomic_local'``, the local backend with
+    write-then-rename) unless the config chose another storage: another ``backend`` in ``backend_args``,
+    ``file_client_args`` (which mmengine refuses beside ``backend_args``) or a remote ``out_dir``
+    (``s3://...``, whose backend mmengine picks from the prefix); those are kept as written. Logged."""
     hooks = cfg.setdefault('default_hooks', {})
     ckpt = hooks.setdefault('checkpoint', dict(type='CheckpointHook', interval=1))
-    ckpt['backend_args'] = dict(backend='atomic_local')
+    backend_args = dict(ckpt.get('backend_args') or {})
+    chosen = backend_args.get('backend')
+    if ckpt.get('file_client_args') is not None:
+        print_log('checkpoints: the config sets file_client_args, kept as written (writes are atomic only '
+                  "with backend_args=dict(backend='atomic_local'))", logger='current')
+    elif chosen is None and '://' in str(ckpt.get('out_dir') or ''):
+        print_log(f"checkpoints: out_dir {ckpt['out_dir']} picks its own backend, kept as written "
+                  f'(backend_args {backend_args})', logger='current')
+    elif chosen in (None, 'local', 'atomic_local'):
+        ckpt['backend_args'] = dict(backend_args, backend='atomic_local')
+        was = f'{chosen!r} -> ' if chosen not in (None, 'atomic_local') else ''
+        print_log(f"checkpoints: backend {was}'atomic_local' (written to a temporary file, then renamed), "
+                  f"backend_args {ckpt['backend_args']}", logger='current')
+    else:
+        print_log(f'checkpoints: backend {chosen!r} chosen by the config kept (its writes are not '
+                  "det's atomic ones)", logger='current')
     # mmengine deletes the oldest checkpoint *before* writing the next one; keep at least two so a
     # kill during that write still leaves a complete one.
     if 0 < ckpt.get('max_keep_ckpts', -1) < 2:

@@ -80,3 +80,25 @@ def test_narrow_batchnorms_switch_and_match_the_plain_layer():
     torch.testing.assert_close(x_cl.grad, x.grad)
     torch.testing.assert_close(fast.weight.grad, plain.weight.grad)
     torch.testing.assert_close(fast.running_var, plain.running_var)
+
+
+def test_the_workarounds_apply_to_cpu_tensors_only(monkeypatch):
+    """What each layer chooses per device: the fp32 convolution and the NCHW copy for CPU tensors only;
+    a GPU tensor (here a 'meta' one, which no CPU kernel sees either) goes through the plain layer with
+    its dtype and layout (cuDNN has no bf16 depthwise cliff and normalises channels-last directly)."""
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        assert Fp32StridedDepthwiseConv2d.runs_in_fp32(torch.device('cpu'))
+        assert not Fp32StridedDepthwiseConv2d.runs_in_fp32(torch.device('cuda'))
+    assert not Fp32StridedDepthwiseConv2d.runs_in_fp32(torch.device('cpu'))  # outside autocast
+    channels_last = dict(memory_format=torch.channels_last)
+    assert NarrowBatchNorm2d.normalises_in_nchw(torch.empty(2, 8, 4, 4).contiguous(**channels_last))
+
+    seen = []  # the input each plain layer receives
+    monkeypatch.setattr(torch.nn.BatchNorm2d, 'forward', lambda self, x: seen.append(x) or x)
+    monkeypatch.setattr(torch.nn.Conv2d, 'forward', lambda self, x: seen.append(x) or x)
+    x = torch.empty(2, 8, 4, 4, device='meta', dtype=torch.bfloat16).contiguous(**channels_last)
+    NarrowBatchNorm2d(8, device='meta')(x)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        Fp32StridedDepthwiseConv2d(8, 8, 3, 2, 1, groups=8, device='meta')(x)
+    assert [(t.dtype, t.is_contiguous(**channels_last), t.is_contiguous()) for t in seen] == [
+        (torch.bfloat16, True, False)] * 2

@@ -15,7 +15,8 @@ import det.models  # noqa: F401  (registers every module)
 from det.models.backbones.base import BaseBackbone
 from det.registry import MODELS
 
-# Minimal configs of backbones that a neck can sit on; entries whose type is not registered are skipped.
+# Minimal config of every registered backbone (a neck must sit on each); a registered backbone without
+# an entry fails test_every_registered_backbone_has_a_config.
 BACKBONE_CONFIGS = {
     'MobileNetV1': dict(type='MobileNetV1', out_indices=(2, 3, 4)),
     'MobileNetV2': dict(type='MobileNetV2', out_indices=(2, 3, 4)),
@@ -55,10 +56,39 @@ class FakeBackbone(nn.Module):
         return tuple(outs)
 
 
+def _registered_backbones():
+    return sorted(name for name, cls in MODELS.module_dict.items()
+                  if isinstance(cls, type) and issubclass(cls, BaseBackbone))
+
+
 def _backbone_params():
-    registered = [name for name, cls in MODELS.module_dict.items()
-                  if isinstance(cls, type) and issubclass(cls, BaseBackbone)]
-    return ['fake'] + sorted(set(BACKBONE_CONFIGS) | set(registered))
+    return ['fake'] + sorted(set(BACKBONE_CONFIGS) | set(_registered_backbones()))
+
+
+def _config_problems():
+    """Registered backbones without an entry in BACKBONE_CONFIGS, and entries of unregistered types."""
+    registered = set(_registered_backbones())
+    return ([f'{name} is registered but has no minimal config in BACKBONE_CONFIGS'
+             for name in sorted(registered - set(BACKBONE_CONFIGS))]
+            + [f'BACKBONE_CONFIGS[{name!r}] is not a registered backbone'
+               for name in sorted(set(BACKBONE_CONFIGS) - registered)])
+
+
+def test_every_registered_backbone_has_a_config():
+    assert not _config_problems()
+
+
+def test_a_new_backbone_without_config_is_reported():
+    """The check above is live: a backbone registered later (a new family) is named, not skipped."""
+    class NewBackbone(BaseBackbone):
+        pass
+
+    MODELS.register_module(module=NewBackbone)
+    try:
+        assert _config_problems() == [
+            'NewBackbone is registered but has no minimal config in BACKBONE_CONFIGS']
+    finally:
+        MODELS.module_dict.pop('NewBackbone')
 
 
 _FEATS = {}
@@ -70,11 +100,10 @@ def _backbone_feats(name):
         torch.manual_seed(0)
         if name == 'fake':
             backbone = FakeBackbone()
-        elif name not in BACKBONE_CONFIGS:
-            pytest.skip(f'{name} is registered but has no minimal config in BACKBONE_CONFIGS')
-        elif name not in MODELS:
-            pytest.skip(f'{name} is not registered (yet)')
         else:
+            problems = [p for p in _config_problems() if name in p]
+            if problems:
+                pytest.fail('; '.join(problems))
             backbone = MODELS.build(BACKBONE_CONFIGS[name])
         with torch.no_grad():
             feats = backbone.eval()(torch.randn(2, 3, *IMG_HW))

@@ -2,6 +2,7 @@
 import os
 
 import pytest
+import torch
 
 from det.engine import find_resume_checkpoint, write_atomic
 
@@ -20,9 +21,36 @@ def test_write_atomic_keeps_old_file_when_interrupted(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ['epoch_1.pth']  # no temporary file left behind
 
 
-def test_find_resume_checkpoint_takes_highest_number_not_stale_pointer(tmp_path):
+def _save(path, epoch, iteration):
+    """A checkpoint as mmengine's Runner writes it: ``meta`` records the epoch and the global iteration."""
+    torch.save({'meta': {'epoch': epoch, 'iter': iteration}, 'state_dict': {'w': torch.zeros(2)}}, path)
+
+
+def test_find_resume_checkpoint_takes_the_latest_not_a_stale_pointer(tmp_path):
     assert find_resume_checkpoint(str(tmp_path)) is None
-    for name in ('epoch_2.pth', 'epoch_10.pth', 'best_coco_AP50_epoch_11.pth', '.tmp_epoch_12.pth'):
-        (tmp_path / name).write_bytes(b'x')
+    for epoch in (2, 10):
+        _save(tmp_path / f'epoch_{epoch}.pth', epoch, epoch * 3)
+    for name in ('best_coco_AP50_epoch_11.pth', '.tmp_epoch_12.pth'):  # not resume points
+        _save(tmp_path / name, 11, 33)
     (tmp_path / 'last_checkpoint').write_text('')  # truncated by a kill
     assert find_resume_checkpoint(str(tmp_path)) == str(tmp_path / 'epoch_10.pth')
+
+
+def test_epoch_and_iter_checkpoints_are_ranked_by_the_iteration_they_record(tmp_path):
+    """``epoch_N`` counts epochs, ``iter_N`` iterations: epoch 3 of 10 iterations each (iteration 30) is
+    later than iteration 20, though 3 < 20; and iteration 40 is later than epoch 3."""
+    _save(tmp_path / 'epoch_3.pth', 3, 30)
+    _save(tmp_path / 'iter_20.pth', 2, 20)
+    assert find_resume_checkpoint(str(tmp_path)) == str(tmp_path / 'epoch_3.pth')
+    _save(tmp_path / 'iter_40.pth', 4, 40)
+    assert find_resume_checkpoint(str(tmp_path)) == str(tmp_path / 'iter_40.pth')
+
+
+def test_a_checkpoint_without_recorded_iteration_is_named_and_left_out(tmp_path):
+    _save(tmp_path / 'epoch_1.pth', 1, 10)
+    (tmp_path / 'epoch_9.pth').write_bytes(b'not a checkpoint')
+    torch.save({'state_dict': {}}, tmp_path / 'iter_90.pth')  # no meta
+    with pytest.warns(UserWarning, match='records no iteration') as caught:
+        assert find_resume_checkpoint(str(tmp_path)) == str(tmp_path / 'epoch_1.pth')
+    assert sorted(str(w.message).split()[1] for w in caught) == [
+        str(tmp_path / 'epoch_9.pth'), str(tmp_path / 'iter_90.pth')]

@@ -3,7 +3,6 @@ for an SNet146 config run as a user would."""
 import importlib.util
 import re
 
-import pytest
 import torch
 from torch import nn
 
@@ -72,8 +71,6 @@ def test_report_for_an_snet146_config(tmp_path):
 
 
 def test_report_for_a_detector_with_neck():
-    if 'CEM' not in MODELS or 'CenterNetHead' not in MODELS:
-        pytest.skip('needs the CEM neck and CenterNet head')
     detector = MODELS.build(dict(type='SingleStageDetector', backbone=dict(type='SNet', arch='snet146'),
                                  neck=dict(type='CEM'), head=dict(type='CenterNetHead', num_classes=3)))
     out = complexity.analyse(detector, shape=(160, 160), max_depth=1)

@@ -23,6 +23,8 @@ def trained(tiny_config, tmp_path_factory):
 def test_training_writes_checkpoints_and_coco_metrics(trained):
     _, work_dir, log = trained
     assert {f'epoch_{i}.pth' for i in (1, 2, 3)} <= {p.name for p in work_dir.iterdir()}
+    assert 'machine defaults: train_dataloader.num_workers=0 (set by the config)' in log
+    assert "checkpoints: backend 'atomic_local'" in log
     for key in ('coco/AP', 'coco/AP50', 'coco/AP75', 'coco/AP_vt', 'coco/AP_t', 'coco/AP_s', 'coco/AP_m',
                 'coco/AP_l', 'coco/AR100'):
         assert key in log
@@ -82,6 +84,22 @@ def test_test_tool_prints_metrics_and_writes_scorable_detections(trained, tmp_pa
         assert printed <= 0
     drawn = list((tmp_path / 'show').glob('*.jpg'))
     assert len(drawn) == len(gt.getImgIds())
+
+
+def test_test_tool_accepts_a_list_of_evaluators(trained, tmp_path):
+    """mmengine takes ``test_evaluator`` as a list of metrics; ``--out`` goes to its COCO metric and both
+    metrics report (the second under its own prefix)."""
+    config, work_dir, _ = trained
+    listed = tmp_path / 'listed.py'
+    listed.write_text(config.read_text().replace(
+        'test_evaluator = val_evaluator',
+        "test_evaluator = [val_evaluator, dict(val_evaluator, prefix='again', tiers=())]"))
+    out = tmp_path / 'dets.json'
+    proc = run_tool('test', listed, work_dir / 'epoch_3.pth', '--out', out, '--work-dir', tmp_path / 'wd')
+    log = proc.stdout + proc.stderr
+    first = re.search(r'coco/AP50: (-?[\d.]+)', log).group(1)
+    assert re.search(r'again/AP50: (-?[\d.]+)', log).group(1) == first
+    assert isinstance(json.loads(out.read_text()), list)
 
 
 def test_test_tool_folds_batchnorms_and_detects_as_the_unfused_model(trained, tmp_path):

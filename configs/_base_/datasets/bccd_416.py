@@ -1,4 +1,5 @@
 # BCCD blood-cell images (Pascal VOC layout: RBC, WBC, Platelets; 640x480), letterboxed to 416x416.
+# num_workers is left to the machine (det/engine/machine.py, logged at start).
 # The default root is the copy beside this repository; elsewhere override it, e.g.
 #   --cfg-options train_dataloader.dataset.data_root=PATH val_dataloader.dataset.data_root=PATH \
 #                 test_dataloader.dataset.data_root=PATH
@@ -22,12 +23,12 @@ test_pipeline = [
     dict(type='PackDetInputs'),
 ]
 train_dataloader = dict(
-    batch_size=8, num_workers=1,
+    batch_size=8,
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(type='VOCDataset', data_root=data_root, split='trainval', metainfo=dict(classes=classes),
                  pipeline=train_pipeline))
 val_dataloader = dict(
-    batch_size=8, num_workers=1,
+    batch_size=8,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(type='VOCDataset', data_root=data_root, split='test', metainfo=dict(classes=classes),
                  pipeline=test_pipeline, test_mode=True))

@@ -1,8 +1,9 @@
 # The built-in generated shapes dataset (5 classes, 320x320), created under data/shapes on first use.
 # Training batch 8: on 2 CPU cores a sample costs less at batch 8 than at 16, and a time budget buys
-# twice the steps. Images load in the main process (num_workers=0): a loader process competes with the
-# two compute threads of a 2-core CPU (YOLO v1 step 394 -> 356 ms, benchmarks/profile_train_step.py);
-# on a machine with spare cores or a GPU raise it, e.g. --cfg-options train_dataloader.num_workers=4.
+# twice the steps. num_workers is left to the machine (det/engine/machine.py, logged at start): none on a
+# 2-core CPU, where a loader process competes with the compute threads (YOLO v1 step 356 -> 394 ms,
+# benchmarks/profile_train_step.py), up to 4 with a GPU or more cores; set it here or with
+# --cfg-options train_dataloader.num_workers=N to choose.
 data_root = 'data/shapes'
 img_scale = (320, 320)
 train_pipeline = [
@@ -21,11 +22,11 @@ test_pipeline = [
     dict(type='PackDetInputs'),
 ]
 train_dataloader = dict(
-    batch_size=8, num_workers=0,
+    batch_size=8,
     sampler=dict(type='DefaultSampler', shuffle=True),
     dataset=dict(type='ShapesDataset', data_root=data_root, split='train', pipeline=train_pipeline))
 val_dataloader = dict(
-    batch_size=16, num_workers=0,
+    batch_size=16,
     sampler=dict(type='DefaultSampler', shuffle=False),
     dataset=dict(type='ShapesDataset', data_root=data_root, split='val', pipeline=test_pipeline,
                  test_mode=True))

@@ -13,22 +13,36 @@ class Fp32StridedDepthwiseConv2d(nn.Conv2d):
     oneDNN's bf16 backward for it is 2-4x slower than fp32's (torch 2.14, 8 x 32-64 channels x 160^2),
     and these layers hold a fraction of a percent of a MobileNet's multiply-adds, so fp32 costs no
     speed elsewhere and saves 9-14% of a MobileNet detector's bf16 training step. The output is fp32;
-    the next autocast op casts it back to bf16. Outside CPU autocast it is a plain ``nn.Conv2d``."""
+    the next autocast op casts it back to bf16. On another device (a GPU's bf16 kernels have no such
+    cliff), or outside CPU autocast, it is a plain ``nn.Conv2d``."""
+
+    @staticmethod
+    def runs_in_fp32(device: torch.device) -> bool:
+        """Whether an input on ``device`` is convolved in fp32 here: on the CPU under CPU autocast."""
+        return torch.device(device).type == 'cpu' and torch.is_autocast_enabled('cpu')
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.device.type == 'cpu' and torch.is_autocast_enabled('cpu'):
+        if self.runs_in_fp32(x.device):
             with torch.autocast('cpu', enabled=False):
                 return super().forward(x.float())
         return super().forward(x)
 
 
 class NarrowBatchNorm2d(nn.BatchNorm2d):
-    """A BatchNorm over fewer than 16 channels that normalises a channels-last input in NCHW layout:
-    torch's channels-last BatchNorm vectorises over channels, and its backward at 8 channels runs ~10x
-    slower than NCHW's (8 x 8 x 160^2: 15 vs 1.4 ms, torch 2.14). Same result, same state dict."""
+    """A BatchNorm over fewer than 16 channels that normalises a channels-last CPU input in NCHW layout:
+    torch's channels-last CPU BatchNorm vectorises over channels, and its backward at 8 channels runs
+    ~10x slower than NCHW's (8 x 8 x 160^2: 15 vs 1.4 ms, torch 2.14). Same result, same state dict. On
+    another device the input keeps its layout (cuDNN normalises channels-last directly; two layout
+    copies would only cost memory traffic)."""
+
+    @staticmethod
+    def normalises_in_nchw(x: torch.Tensor) -> bool:
+        """Whether ``x`` is copied to NCHW for the normalisation: a channels-last 4-d CPU tensor."""
+        return (x.device.type == 'cpu' and x.dim() == 4 and not x.is_contiguous()
+                and x.is_contiguous(memory_format=torch.channels_last))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        if self.normalises_in_nchw(x):
             return super().forward(x.contiguous()).contiguous(memory_format=torch.channels_last)
         return super().forward(x)
 

@@ -1,6 +1,7 @@
 """Any torchvision classification model as a det backbone, through torchvision's FX feature extraction
 (``create_feature_extractor``), with the same interface as the hand-written backbones."""
 from collections import OrderedDict
+from contextlib import nullcontext
 
 import torch
 import torchvision
@@ -10,7 +11,7 @@ from torchvision.models.feature_extraction import create_feature_extractor, get_
 
 from det.registry import MODELS
 
-from .base import BaseBackbone
+from .base import BaseBackbone, batchnorm_stats_frozen
 
 # Side of the square dummy image used at build time to measure channels and strides (a power of two, so
 # strides up to 128 come out exact).
@@ -42,10 +43,13 @@ def find_blocks(module: nn.Module, nested: bool = True, prefix: str = '') -> lis
 
 def maybe_checkpoint(block: nn.Module, *args, **kwargs):
     """Run ``block``; in training with gradients, recompute its activations in backward instead of
-    storing them (``torch.utils.checkpoint``). Inserted into the FX graph in place of each block call."""
+    storing them (``torch.utils.checkpoint``). Inserted into the FX graph in place of each block call.
+    The recomputation restores the block's BatchNorm statistics, so each step counts once, as in
+    :class:`BaseBackbone`."""
     if block.training and torch.is_grad_enabled() and any(
             isinstance(a, torch.Tensor) and a.requires_grad for a in args):
-        return checkpoint(block, *args, use_reentrant=False, **kwargs)
+        return checkpoint(block, *args, use_reentrant=False,
+                          context_fn=lambda: (nullcontext(), batchnorm_stats_frozen(block)), **kwargs)
     return block(*args, **kwargs)
 
 
