@@ -17,7 +17,13 @@ from mmengine.runner import Runner
 
 import det.engine  # noqa: F401  (registers det's hooks and the atomic checkpoint backend)
 from det.engine import check_checkpoint_matches, close_distributed, keep_freed_memory, setup_distributed
-from det.engine.config import DataCheckError, check_before_run, load_config, set_data_root
+from det.engine.config import (
+    DataCheckError,
+    add_data_root_options,
+    check_before_run,
+    load_config,
+    use_data_options,
+)
 from det.inference import parse_tta_options, tta_config
 
 
@@ -35,9 +41,7 @@ def parse_args(argv=None):
                         help='keep the BatchNorms (default: fold them into the convolutions before testing)')
     parser.add_argument('--show-score-thr', type=float, default=0.3)
     parser.add_argument('--work-dir')
-    parser.add_argument('--data-root', metavar='DIR',
-                        help="data_root of the train, val and test datasets (a relative evaluator ann_file, "
-                             "or one under the config's root, follows)")
+    add_data_root_options(parser)
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
@@ -48,8 +52,10 @@ def main(argv=None):
     args = parse_args(argv)
     keep_freed_memory()  # each batch reuses the last one's buffers (det/engine/malloc.py)
     cfg = load_config(args.config, args.cfg_options, args.work_dir)
-    if args.data_root:
-        set_data_root(cfg, args.data_root)
+    try:
+        use_data_options(cfg, args, split='test')
+    except ValueError as error:  # FolderFormatError: the folder cannot serve the config's datasets
+        sys.exit(f'error: {error}')
     cfg.launcher = args.launcher
     setup_distributed(cfg)  # gloo without CUDA; mmengine's own nccl set-up with it
     cfg.load_from = args.checkpoint

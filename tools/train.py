@@ -26,16 +26,21 @@ from det.engine import (
     setup_distributed,
 )
 from det.engine.checkpoints import load_checkpoint_safely
-from det.engine.config import DataCheckError, check_before_run, load_config, set_data_root, set_max_epochs
+from det.engine.config import (
+    DataCheckError,
+    add_data_root_options,
+    check_before_run,
+    load_config,
+    set_max_epochs,
+    use_data_options,
+)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Train a detector.')
     parser.add_argument('config', help='config file, e.g. configs/yolo_v1.py')
     parser.add_argument('--work-dir', help='where logs and checkpoints go')
-    parser.add_argument('--data-root', metavar='DIR',
-                        help="data_root of the train, val and test datasets (a relative evaluator ann_file, "
-                             "or one under the config's root, follows)")
+    add_data_root_options(parser)
     parser.add_argument('--epochs', type=int, metavar='N',
                         help="train N epochs; the config's epoch-based schedule (cosine end, T_max) is "
                              'stretched or shrunk to end at epoch N')
@@ -56,8 +61,10 @@ def main(argv=None):
     args = parse_args(argv)
     keep_freed_memory()  # each step reuses the last step's buffers (det/engine/malloc.py)
     cfg = load_config(args.config, args.cfg_options, args.work_dir)
-    if args.data_root:
-        set_data_root(cfg, args.data_root)
+    try:
+        use_data_options(cfg, args, split='train')
+    except ValueError as error:  # FolderFormatError: the folder cannot serve the config's datasets
+        sys.exit(f'error: {error}')
     if args.epochs is not None:
         try:
             changes = set_max_epochs(cfg, args.epochs)
