@@ -64,11 +64,6 @@ def register_format(name: str, dataset_type: str):
     return register
 
 
-def format_dataset_types() -> set:
-    """The dataset types that read a folder format, e.g. ``{'CocoDataset', 'VOCDataset'}``."""
-    return {dataset_type for dataset_type, _ in FORMATS.values()}
-
-
 def detect_folder(root: str, train_ann: str = None, val_ann: str = None):
     """The :class:`FolderData` of the first registered format that recognises ``root``, or ``None``
     (also when ``root`` does not exist).
@@ -123,17 +118,18 @@ def _find_coco_json(root: str, split: str, given: str = None) -> str:
         f'{present or "no json in annotations/"}); name the file with --{split}-ann')
 
 
-def _coco_image_prefix(root: str, ann_file: str, coco: dict) -> str:
+def _coco_image_prefix(root: str, split: str, ann_file: str, coco: dict) -> str:
     """The folder (relative to ``root``, ending in ``/`` or empty) under which ``coco``'s first image
-    exists."""
+    exists: one named like the json (``train2017/`` for ``instances_train2017.json``), the json's own,
+    one named after the split, the same under ``images/``, ``images/`` or the root."""
     if not coco.get('images'):
         raise FolderFormatError(f'{osp.join(root, ann_file)} lists no images')
     first = coco['images'][0]['file_name']
     stem = osp.splitext(osp.basename(ann_file))[0]
     split_dir = stem[len('instances_'):] if stem.startswith('instances_') else stem
     json_dir = osp.dirname(ann_file)
-    candidates = [split_dir, json_dir if json_dir != 'annotations' else None, osp.join('images', split_dir),
-                  'images', '']
+    candidates = [split_dir, json_dir if json_dir != 'annotations' else None, split,
+                  osp.join('images', split_dir), osp.join('images', split), 'images', '']
     candidates = [c for c in dict.fromkeys(candidates) if c is not None]
     for prefix in candidates:
         if osp.isfile(osp.join(root, prefix, first)):
@@ -162,7 +158,7 @@ def detect_coco(root: str, train_ann: str = None, val_ann: str = None):
             raise FolderFormatError(f'{osp.join(root, ann_file)} is not a readable json: {error}') from error
         if not isinstance(coco, dict) or not coco.get('categories'):
             raise FolderFormatError(f'{osp.join(root, ann_file)} has no "categories": not a COCO json')
-        prefix = _coco_image_prefix(root, ann_file, coco)
+        prefix = _coco_image_prefix(root, split, ann_file, coco)
         names = tuple(c['name'] for c in sorted(coco['categories'], key=lambda c: c['id']))
         if classes is not None and names != classes:
             raise FolderFormatError(f'{osp.join(root, ann_file)} has the categories {names} but the train '

@@ -18,7 +18,6 @@ from det.datasets.folders import (
     FolderData,
     FolderFormatError,
     detect_folder,
-    format_dataset_types,
     format_names,
 )
 from det.registry import DATASETS, MODELS
@@ -196,8 +195,8 @@ def set_data_root(cfg: Config, data_root: str, train_ann: str = None, val_ann: s
     by the folder's (its pipeline and test mode kept), and the classes come from the annotations (or
     ``classes``), with every ``num_classes`` of the model set to their count. A dataset of the folder's
     type keeps the classes its config names, if any.
-    Any other folder (e.g. one a ``ShapesDataset`` generates into) only becomes every dataset's
-    ``data_root`` (:func:`_move_roots`).
+    Any other folder (e.g. one a ``ShapesDataset`` generates into, or one whose files only the config
+    names) only becomes every dataset's ``data_root`` (:func:`_move_roots`).
 
     Args:
         train_ann, val_ann: annotation files relative to ``data_root`` when they differ from the
@@ -210,13 +209,13 @@ def set_data_root(cfg: Config, data_root: str, train_ann: str = None, val_ann: s
     folder = detect_folder(data_root, train_ann, val_ann)
     if folder is not None:
         return _use_folder(cfg, folder, classes)
-    types = {leaf.get('type') for split in SPLITS if (cfg.get(f'{split}_dataloader') or {}).get('dataset')
-             for leaf in _leaf_dataset_cfgs(cfg[f'{split}_dataloader']['dataset'])}
-    if train_ann or val_ann or classes or types & format_dataset_types():
-        what = 'does not exist' if not osp.isdir(data_root) else 'is in none of the formats'
-        raise FolderFormatError(f'--data-root {data_root} {what} det reads ({format_names()})')
+    if train_ann or val_ann or classes:
+        what = 'does not exist' if not osp.isdir(data_root) else 'is in none of the formats det reads'
+        raise FolderFormatError(f'--data-root {data_root} {what} ({format_names()}), so --train-ann, '
+                                '--val-ann and --classes cannot apply')
     _move_roots(cfg, data_root)
-    return [f'--data-root: every dataset reads {data_root}']
+    return [f'--data-root: {data_root} is in no format det recognises ({format_names()}); every dataset '
+            'reads it with the file names its config gives']
 
 
 def _num_classes_modules(model_cfg) -> list:

@@ -24,8 +24,8 @@ def draw_image(rng: np.random.Generator, size: int) -> tuple:
         elif label == 1:
             cv2.rectangle(img, (x, y), (x + side - 1, y + side - 1), colour, -1)
         else:
-            cv2.fillPoly(img, [np.array([[x, y + side - 1], [x + side - 1, y + side - 1], [x + side // 2, y]])],
-                         colour)
+            corners = [[x, y + side - 1], [x + side - 1, y + side - 1], [x + side // 2, y]]
+            cv2.fillPoly(img, [np.array(corners)], colour)
         objects.append((label, [x, y, x + side, y + side]))
     return img, objects
 
@@ -44,7 +44,8 @@ def write_coco_folder(root: Path, num_train: int = 8, num_val: int = 4, size: in
             images.append(dict(id=i + 1, file_name=f'{i:04d}.png', width=size, height=size))
             for label, (x1, y1, x2, y2) in objects:
                 annotations.append(dict(id=len(annotations) + 1, image_id=i + 1, category_id=10 + label,
-                                        bbox=[x1, y1, x2 - x1, y2 - y1], area=(x2 - x1) * (y2 - y1), iscrowd=0))
+                                        bbox=[x1, y1, x2 - x1, y2 - y1], area=(x2 - x1) * (y2 - y1),
+                                        iscrowd=0))
         categories = [dict(id=10 + i, name=n) for i, n in enumerate(CLASSES)]
         (root / ann_name).parent.mkdir(parents=True, exist_ok=True)
         (root / ann_name).write_text(json.dumps(dict(images=images, annotations=annotations,
@@ -52,7 +53,8 @@ def write_coco_folder(root: Path, num_train: int = 8, num_val: int = 4, size: in
     return root
 
 
-def write_voc_folder(root: Path, num_train: int = 8, num_test: int = 4, size: int = 96, seed: int = 0) -> Path:
+def write_voc_folder(root: Path, num_train: int = 8, num_test: int = 4, size: int = 96,
+                     seed: int = 0) -> Path:
     """A VOC folder with the splits trainval (training) and test (validation)."""
     rng = np.random.default_rng(seed)
     for sub in ('Annotations', 'JPEGImages', 'ImageSets/Main'):
