@@ -11,9 +11,12 @@ from pathlib import Path
 
 import numpy as np
 from mmengine.config import Config
+from mmengine.logging import print_log
 
 from det.datasets.transforms import LoadImageFromFile, build_pipeline
 from det.engine import check_checkpoint_matches
+from det.engine.checkpoints import load_checkpoint_safely
+from det.engine.config import fill_num_classes, set_num_classes
 from det.inference.views import image_results, run_packed, split_test_pipeline
 from det.models.utils import fuse_conv_bn
 from det.registry import DATASETS, MODELS
@@ -28,7 +31,9 @@ def init_detector(config, checkpoint: str = None, device: str = 'cpu', cfg_optio
         config: a config path or ``mmengine.Config`` (not modified).
         checkpoint: an mmengine checkpoint (weights under ``state_dict``), read with
             ``torch.load(weights_only=True)``; one saved from another model is refused with the differing
-            parameter names. None keeps the random initialisation.
+            parameter names. The classes it was trained on (``meta.dataset_meta``) set the heads'
+            ``num_classes``. None keeps the random initialisation (a ``num_classes`` the config leaves
+            out then comes from its test dataset).
         cfg_options: overrides merged into the config, as ``--cfg-options`` does.
         fuse: fold each BatchNorm into the convolution before it (:func:`det.models.utils.fuse_conv_bn`):
             same outputs within float rounding, one op per Conv-BN pair at inference. The returned model
@@ -44,12 +49,21 @@ def init_detector(config, checkpoint: str = None, device: str = 'cpu', cfg_optio
         raise TypeError(f'config must be a path or an mmengine Config, got {type(config).__name__}')
     if cfg_options:
         config.merge_from_dict(cfg_options)
-    model = MODELS.build(config.model)
     dataset_meta = None
+    if checkpoint is not None:
+        # The classes the weights were trained on decide the heads' size: a model trained with
+        # `--data-root` on other data than its config names still loads with that config.
+        dataset_meta = load_checkpoint_safely(checkpoint).get('meta', {}).get('dataset_meta')
+        if dataset_meta and dataset_meta.get('classes'):
+            for line in set_num_classes(config, len(dataset_meta['classes']), overwrite=True):
+                print_log(f'{checkpoint} was trained on {len(dataset_meta["classes"])} classes: {line}',
+                          logger='current')
+    else:
+        fill_num_classes(config, 'test')
+    model = MODELS.build(config.model)
     if checkpoint is not None:
         saved = check_checkpoint_matches(model, checkpoint)
         model.load_state_dict(saved.get('state_dict', saved))
-        dataset_meta = saved.get('meta', {}).get('dataset_meta')
     model.cfg = config
     model.dataset_meta = dict(dataset_meta or _config_dataset_meta(config))
     model.eval()
