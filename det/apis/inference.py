@@ -4,6 +4,8 @@ on image files or arrays through the config's own test pipeline.
     model = init_detector('configs/yolo_v1.py', 'work_dirs/yolo_v1/epoch_5.pth')
     sample = inference_detector(model, 'img.jpg')        # or a BGR uint8 array, or a list of either
     sample.pred_instances.bboxes                          # [N, 4] xyxy original pixels
+    cv2.imwrite('drawn.jpg', draw_detections('img.jpg', sample))   # det.visualization; small images
+                                                                    # scaled up to 640 px to read labels
 """
 import copy
 import os.path as osp
@@ -107,7 +109,9 @@ def inference_detector(model, images, batch_size: int = 8):
 
     Returns:
         A ``DetDataSample`` (a list of them for a list input) whose ``pred_instances`` hold ``bboxes``
-        float32 [N, 4] xyxy original pixels, ``scores`` [N], ``labels`` int64 [N].
+        float32 [N, 4] xyxy original pixels, ``scores`` [N], ``labels`` int64 [N], and the model's
+        class names as ``classes`` metainfo: ``det.visualization.draw_detections(image, sample)`` draws
+        them.
     """
     single = not isinstance(images, (list, tuple))
     items = [images] if single else list(images)
@@ -120,4 +124,7 @@ def inference_detector(model, images, batch_size: int = 8):
             results = transform(results)
         packed.append(results)
     samples = run_packed(model, packed, batch_size)
+    classes = tuple((getattr(model, 'dataset_meta', None) or {}).get('classes', ()))
+    for sample in samples:  # so that det.visualization.draw_detections names the classes
+        sample.set_metainfo(dict(classes=classes))
     return samples[0] if single else samples
