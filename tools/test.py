@@ -7,12 +7,14 @@ convolutions after the checkpoint is loaded (``FuseConvBNHook``), as ``det.apis.
 the same detections within float rounding, faster.
 """
 import argparse
+import math
 import os
 import os.path as osp
 import sys
 
 from mmengine.config import DictAction
 from mmengine.dist import is_main_process
+from mmengine.hooks import LoggerHook
 from mmengine.runner import Runner
 
 import det.engine  # noqa: F401  (registers det's hooks and the atomic checkpoint backend)
@@ -46,6 +48,15 @@ def parse_args(argv=None):
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none')
     parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     return parser.parse_args(argv)
+
+
+def log_progress(runner, times: int = 10) -> None:
+    """Log the test loop's progress (batches done, time left) about ``times`` times: with the runtime's
+    logger interval (20 batches) a test set of fewer batches would be silent until its metrics."""
+    batches = len(runner.test_dataloader)
+    for hook in runner.hooks:
+        if isinstance(hook, LoggerHook):
+            hook.interval = max(1, min(hook.interval, math.ceil(batches / times)))
 
 
 def main(argv=None):
@@ -82,6 +93,7 @@ def main(argv=None):
         check_before_run(cfg, ('test',), check_images=False)
     except DataCheckError as error:
         sys.exit(f'error: {error}')
+    log_progress(runner)
     detector = runner.model
     while hasattr(detector, 'module'):  # DDP and TTADetector wrap the detector the checkpoint holds
         detector = detector.module
