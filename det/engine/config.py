@@ -112,6 +112,12 @@ def _metric_cfgs(evaluator_cfg) -> list:
     return [evaluator_cfg]
 
 
+def _split_leaves(cfg: Config) -> dict:
+    """``{split: dataset configs under its loader's wrappers}`` for the splits that have a dataset."""
+    return {split: _leaf_dataset_cfgs(cfg[f'{split}_dataloader']['dataset']) for split in SPLITS
+            if (cfg.get(f'{split}_dataloader') or {}).get('dataset')}
+
+
 def _move_roots(cfg: Config, data_root: str) -> None:
     """Point the train, val and test datasets (under any dataset wrappers) at ``data_root``, keeping
     everything else. A relative evaluator ``ann_file`` is read from the evaluated dataset's
@@ -147,11 +153,7 @@ _USAGE_KEYS = ('pipeline', 'test_mode', 'filter_empty_gt', 'serialize_data', 'la
 def _use_folder(cfg: Config, folder: FolderData, classes=None) -> list:
     """Replace the location of every train / val / test dataset by ``folder``'s (test reads val), and
     point the evaluators at its annotations. Returns the log lines."""
-    leaves = {}
-    for split in SPLITS:
-        loader = cfg.get(f'{split}_dataloader')
-        if loader and loader.get('dataset'):
-            leaves[split] = _leaf_dataset_cfgs(loader['dataset'])
+    leaves = _split_leaves(cfg)
     same_type = [leaf for split_leaves in leaves.values() for leaf in split_leaves
                  if leaf.get('type') == folder.dataset_type]
     config_classes = next((tuple(leaf['metainfo']['classes']) for leaf in same_type
@@ -185,27 +187,59 @@ def _use_folder(cfg: Config, folder: FolderData, classes=None) -> list:
     return lines
 
 
+def _named_ann_file(dataset_cfg) -> str:
+    """The annotation file a dataset config names, relative to its ``data_root`` (a VOC dataset's is
+    its split list), or None when it names none (e.g. the generated shapes data)."""
+    if dataset_cfg.get('type') == 'VOCDataset' and dataset_cfg.get('split'):
+        return osp.join('ImageSets', 'Main', f"{dataset_cfg['split']}.txt")
+    return dataset_cfg.get('ann_file')
+
+
+def _config_files_under(cfg: Config, data_root: str) -> bool:
+    """Whether every dataset of the config names an annotation file that exists under ``data_root``."""
+    leaves = [leaf for split_leaves in _split_leaves(cfg).values() for leaf in split_leaves]
+    names = [_named_ann_file(leaf) for leaf in leaves]
+    return bool(leaves) and all(name and osp.isfile(osp.join(data_root, name)) for name in names)
+
+
+def _set_classes(cfg: Config, classes) -> list:
+    """Every dataset trains on ``classes`` and every ``num_classes`` is their count; the log lines."""
+    classes = tuple(classes)
+    for split_leaves in _split_leaves(cfg).values():
+        for leaf in split_leaves:
+            leaf['metainfo'] = dict(leaf.get('metainfo') or {}, classes=classes)
+    return [f'--classes: {len(classes)} classes: {", ".join(classes)}'] \
+        + set_num_classes(cfg, len(classes), overwrite=True)
+
+
 def set_data_root(cfg: Config, data_root: str, train_ann: str = None, val_ann: str = None,
                   classes=None) -> list:
     """``--data-root``: train, validate and test on the folder ``data_root``.
 
-    When the folder is in a known format (:mod:`det.datasets.folders`: COCO, VOC), every dataset reads
-    it: its train split for training, its val split for validation and testing, the evaluators its val
-    annotations. A dataset of another type (e.g. the shapes data of ``configs/yolo_v1.py``) is replaced
-    by the folder's (its pipeline and test mode kept), and the classes come from the annotations (or
-    ``classes``), with every ``num_classes`` of the model set to their count. A dataset of the folder's
-    type keeps the classes its config names, if any.
-    Any other folder (e.g. one a ``ShapesDataset`` generates into, or one whose files only the config
-    names) only becomes every dataset's ``data_root`` (:func:`_move_roots`).
+    1. When every dataset of the config names an annotation file (a COCO ``ann_file``, a VOC split) that
+       exists under ``data_root``, the datasets only move there (:func:`_move_roots`): the config says
+       which files to read.
+    2. Otherwise, when the folder is in a known format (:mod:`det.datasets.folders`: COCO, VOC), every
+       dataset reads it: its train split for training, its val split for validation and testing, the
+       evaluators its val annotations. A dataset of another type (e.g. the shapes data of
+       ``configs/yolo_v1.py``) is replaced by the folder's (its pipeline and test mode kept), and the
+       classes come from the annotations, with every ``num_classes`` of the model set to their count. A
+       dataset of the folder's type keeps the classes its config names, if any.
+    3. Any other folder (e.g. one a ``ShapesDataset`` generates into) becomes every dataset's
+       ``data_root``, as in 1.
 
     Args:
         train_ann, val_ann: annotation files relative to ``data_root`` when they differ from the
-            convention (a COCO json; a VOC ``ImageSets/Main/NAME.txt``).
+            convention (a COCO json; a VOC ``ImageSets/Main/NAME.txt``); they select case 2.
         classes: class names (and order) to train on, instead of the annotations' or the config's.
 
     Returns the log lines saying what changed. Raises :class:`det.datasets.folders.FolderFormatError`
     when the folder cannot serve the config's datasets.
     """
+    if not (train_ann or val_ann) and _config_files_under(cfg, data_root):
+        _move_roots(cfg, data_root)
+        return [f"--data-root: every dataset reads its config's annotation files under {data_root}"] \
+            + (_set_classes(cfg, classes) if classes else [])
     folder = detect_folder(data_root, train_ann, val_ann)
     if folder is not None:
         return _use_folder(cfg, folder, classes)
