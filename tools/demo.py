@@ -196,7 +196,7 @@ def main(argv=None):
     predict = Predictor(model, args)
     predictions = Predictions(classes)
     os.makedirs(args.out_dir, exist_ok=True)
-    progress = ProgressBar(sum(_frame_count(p) if _is_video(p) else 1 for p in paths))
+    progress = ProgressBar(sum(_frame_count(p) if _is_video(p) else 1 for p in paths), file=sys.stdout)
     done, skipped = [], []
     for path in paths:
         if _is_video(path):
