@@ -9,9 +9,11 @@ import torch
 from mmengine.registry import DefaultScope
 from pycocotools.coco import COCO
 
+from det.apis import inference_detector, init_detector
 from det.datasets.folders import FolderFormatError
 from det.engine.config import fill_num_classes, load_config, set_data_root
 from det.registry import MODELS
+from det.visualization import draw_detections
 from tests.datasets.own_data import CLASSES, write_coco_folder, write_voc_folder
 
 from .conftest import REPO, run_tool
@@ -140,3 +142,20 @@ def test_train_yolo_v1_on_a_voc_folder(voc_root, tmp_path):
     checkpoint, log = _train_and_test(YOLO, voc_root, tmp_path)
     assert tuple(checkpoint['meta']['dataset_meta']['classes']) == tuple(sorted(CLASSES))
     assert 'coco/AP50' in log
+
+
+def test_shipped_config_loads_a_checkpoint_trained_on_other_classes(coco_root, tmp_path):
+    """init_detector sizes the heads from the checkpoint's class names: the demo runs with
+    configs/yolo_v1.py (5 classes) on weights trained with --data-root on 3."""
+    cfg = load_config(YOLO)
+    set_data_root(cfg, str(coco_root))
+    with DefaultScope.overwrite_default_scope('det'):
+        trained = MODELS.build(cfg.model)
+    checkpoint = tmp_path / 'mine.pth'
+    torch.save({'state_dict': trained.state_dict(), 'meta': {'dataset_meta': {'classes': CLASSES}}},
+               checkpoint)
+    model = init_detector(YOLO, str(checkpoint))
+    assert model.head.num_classes == 3 and tuple(model.dataset_meta['classes']) == CLASSES
+    sample = inference_detector(model, str(coco_root / 'val' / '0000.png'))
+    assert sample.classes == CLASSES
+    assert draw_detections(str(coco_root / 'val' / '0000.png'), sample).shape == (640, 640, 3)
