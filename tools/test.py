@@ -1,5 +1,8 @@
-"""Evaluate a trained detector: ``python tools/test.py CONFIG CKPT [--data-root DIR] [--out dets.json]
-[--show-dir DIR] [--no-fuse]``.
+"""Evaluate a trained detector: ``python tools/test.py CONFIG CKPT [--data-root DIR [--val-ann F]
+[--classes NAME ...]] [--out dets.json] [--show-dir DIR] [--no-fuse]``.
+
+``--data-root`` works as in tools/train.py (the folder's val split is tested). Progress is logged about
+ten times on the way.
 
 Prints the COCO metric table with the size tiers and per-class AP, optionally writes the detections in
 COCO result format and draws predictions beside ground truth. BatchNorms are folded into their

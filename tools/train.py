@@ -1,5 +1,10 @@
-"""Train a detector from a config: ``python tools/train.py CONFIG [--work-dir D] [--data-root DIR]
-[--epochs N] [--resume [CKPT]] [--amp] [--skip-data-check] [--cfg-options k=v ...]``.
+"""Train a detector from a config: ``python tools/train.py CONFIG [--work-dir D] [--data-root DIR
+[--train-ann F] [--val-ann F] [--classes NAME ...]] [--epochs N] [--resume [CKPT]] [--amp]
+[--skip-data-check] [--cfg-options k=v ...]``.
+
+``--data-root DIR`` trains on a COCO or VOC folder that no config names (docs/own_data.md): datasets of
+another format are replaced by the folder's, and the classes and the heads' ``num_classes`` come from
+its annotations. A head that leaves ``num_classes`` out gets the train dataset's class count.
 
 Before the first step the datasets and the config are checked against each other
 (``det.engine.config.check_before_run``): a table of data problems is logged, and a head's
