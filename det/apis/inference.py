@@ -33,9 +33,10 @@ def init_detector(config, checkpoint: str = None, device: str = 'cpu', cfg_optio
         config: a config path or ``mmengine.Config`` (not modified).
         checkpoint: an mmengine checkpoint (weights under ``state_dict``), read with
             ``torch.load(weights_only=True)``; one saved from another model is refused with the differing
-            parameter names. The classes it was trained on (``meta.dataset_meta``) set the heads'
-            ``num_classes``. None keeps the random initialisation (a ``num_classes`` the config leaves
-            out then comes from its test dataset).
+            parameter names, unless it fits once the heads' ``num_classes`` is the count of the classes
+            stored with it (``meta.dataset_meta``): weights trained with ``--data-root`` on other data
+            load with the config of the shipped model. None keeps the random initialisation (a
+            ``num_classes`` the config leaves out then comes from its test dataset).
         cfg_options: overrides merged into the config, as ``--cfg-options`` does.
         fuse: fold each BatchNorm into the convolution before it (:func:`det.models.utils.fuse_conv_bn`):
             same outputs within float rounding, one op per Conv-BN pair at inference. The returned model
@@ -53,18 +54,26 @@ def init_detector(config, checkpoint: str = None, device: str = 'cpu', cfg_optio
         config.merge_from_dict(cfg_options)
     dataset_meta = None
     if checkpoint is not None:
-        # The classes the weights were trained on decide the heads' size: a model trained with
-        # `--data-root` on other data than its config names still loads with that config.
         dataset_meta = load_checkpoint_safely(checkpoint).get('meta', {}).get('dataset_meta')
-        if dataset_meta and dataset_meta.get('classes'):
-            for line in set_num_classes(config, len(dataset_meta['classes']), overwrite=True):
-                print_log(f'{checkpoint} was trained on {len(dataset_meta["classes"])} classes: {line}',
-                          logger='current')
+    classes = (dataset_meta or {}).get('classes')
+    if classes:  # a num_classes the config leaves out is the weights' class count
+        set_num_classes(config, len(classes))
     else:
         fill_num_classes(config, 'test')
     model = MODELS.build(config.model)
     if checkpoint is not None:
-        saved = check_checkpoint_matches(model, checkpoint)
+        try:
+            saved = check_checkpoint_matches(model, checkpoint)
+        except ValueError:
+            # Weights trained on other classes than the config names (e.g. with --data-root): the
+            # class names stored with them size the heads.
+            changes = set_num_classes(config, len(classes), overwrite=True) if classes else []
+            if not changes:
+                raise
+            print_log(f'{checkpoint} was trained on {len(classes)} classes: ' + ', '.join(changes),
+                      logger='current')
+            model = MODELS.build(config.model)
+            saved = check_checkpoint_matches(model, checkpoint)
         model.load_state_dict(saved.get('state_dict', saved))
     model.cfg = config
     model.dataset_meta = dict(dataset_meta or _config_dataset_meta(config))
