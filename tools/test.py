@@ -1,5 +1,8 @@
-"""Evaluate a trained detector: ``python tools/test.py CONFIG CKPT [--data-root DIR] [--out dets.json]
-[--show-dir DIR] [--no-fuse] [--strict-data]``.
+"""Evaluate a trained detector: ``python tools/test.py CONFIG CKPT [--data-root DIR [--val-ann F]
+[--classes NAME ...]] [--out dets.json] [--show-dir DIR] [--no-fuse] [--strict-data]``.
+
+``--data-root`` works as in tools/train.py (the folder's val split is tested). Progress is logged about
+ten times on the way.
 
 The test set is checked first (``det.engine.config.check_before_run``, the table cached in the work
 dir): an image that cannot be read is named there and left out of evaluation, and the metric says what
@@ -14,12 +17,14 @@ convolutions after the checkpoint is loaded (``FuseConvBNHook``), as ``det.apis.
 the same detections within float rounding, faster.
 """
 import argparse
+import math
 import os
 import os.path as osp
 import sys
 
 from mmengine.config import DictAction
 from mmengine.dist import is_main_process
+from mmengine.hooks import LoggerHook
 from mmengine.runner import Runner
 
 import det.engine  # noqa: F401  (registers det's hooks and the atomic checkpoint backend)
@@ -27,9 +32,10 @@ from det.engine import apply_machine_defaults, check_checkpoint_matches, close_d
 from det.engine.config import (
     DataCheckError,
     _metric_cfgs,  # the evaluator's metric configs, in any form mmengine takes
+    add_data_root_options,
     check_before_run,
     load_config,
-    set_data_root,
+    use_data_options,
 )
 from det.inference import parse_tta_options, tta_config
 
@@ -48,9 +54,7 @@ def parse_args(argv=None):
                         help='keep the BatchNorms (default: fold them into the convolutions before testing)')
     parser.add_argument('--show-score-thr', type=float, default=0.3)
     parser.add_argument('--work-dir')
-    parser.add_argument('--data-root', metavar='DIR',
-                        help="data_root of the train, val and test datasets (a relative evaluator ann_file, "
-                             "or one under the config's root, follows)")
+    add_data_root_options(parser)
     parser.add_argument('--strict-data', action='store_true',
                         help='stop when a test image cannot be read (default: leave it out of evaluation '
                              'and say so); same as strict_data = True in the config')
@@ -71,6 +75,15 @@ def set_outfile_prefix(evaluator_cfg, prefix: str) -> None:
     coco[0]['outfile_prefix'] = prefix
 
 
+def log_progress(runner, times: int = 10) -> None:
+    """Log the test loop's progress (batches done, time left) about ``times`` times: with the runtime's
+    logger interval (20 batches) a test set of fewer batches would be silent until its metrics."""
+    batches = len(runner.test_dataloader)
+    for hook in runner.hooks:
+        if isinstance(hook, LoggerHook):
+            hook.interval = max(1, min(hook.interval, math.ceil(batches / times)))
+
+
 def main(argv=None):
     args = parse_args(argv)
     # A mistyped checkpoint path stops the tool now, not after the model and datasets are built.
@@ -79,8 +92,10 @@ def main(argv=None):
     if not osp.isfile(args.checkpoint):
         sys.exit(f'error: checkpoint {args.checkpoint} is not a file')
     cfg = load_config(args.config, args.cfg_options, args.work_dir)
-    if args.data_root:
-        set_data_root(cfg, args.data_root)
+    try:
+        use_data_options(cfg, args, split='test')
+    except ValueError as error:  # FolderFormatError: the folder cannot serve the config's datasets
+        sys.exit(f'error: {error}')
     if args.strict_data:
         cfg.strict_data = True
     cfg.launcher = args.launcher
@@ -110,6 +125,7 @@ def main(argv=None):
         check_before_run(cfg, ('test',))
     except DataCheckError as error:
         sys.exit(f'error: {error}')
+    log_progress(runner)
     detector = runner.model
     while hasattr(detector, 'module'):  # DDP and TTADetector wrap the detector the checkpoint holds
         detector = detector.module

@@ -1,6 +1,10 @@
-"""Train a detector from a config: ``python tools/train.py CONFIG [--work-dir D] [--data-root DIR]
-[--epochs N] [--resume [CKPT]] [--amp] [--skip-data-check | --all-files] [--strict-data]
-[--cfg-options k=v ...]``.
+"""Train a detector from a config: ``python tools/train.py CONFIG [--work-dir D] [--data-root DIR
+[--train-ann F] [--val-ann F] [--classes NAME ...]] [--epochs N] [--resume [CKPT]] [--amp]
+[--skip-data-check | --all-files] [--strict-data] [--cfg-options k=v ...]``.
+
+``--data-root DIR`` trains on a COCO or VOC folder that no config names (docs/own_data.md): datasets of
+another format are replaced by the folder's, and the classes and the heads' ``num_classes`` come from
+its annotations. A head that leaves ``num_classes`` out gets the train dataset's class count.
 
 Before the first step the datasets and the config are checked against each other
 (``det.engine.config.check_before_run``): a table of data problems is logged, and a head's
@@ -32,16 +36,21 @@ from det.engine import (
     setup_distributed,
 )
 from det.engine.checkpoints import load_checkpoint_safely
-from det.engine.config import DataCheckError, check_before_run, load_config, set_data_root, set_max_epochs
+from det.engine.config import (
+    DataCheckError,
+    add_data_root_options,
+    check_before_run,
+    load_config,
+    set_max_epochs,
+    use_data_options,
+)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Train a detector.')
     parser.add_argument('config', help='config file, e.g. configs/yolo_v1.py')
     parser.add_argument('--work-dir', help='where logs and checkpoints go')
-    parser.add_argument('--data-root', metavar='DIR',
-                        help="data_root of the train, val and test datasets (a relative evaluator ann_file, "
-                             "or one under the config's root, follows)")
+    add_data_root_options(parser)
     parser.add_argument('--epochs', type=int, metavar='N',
                         help="train N epochs; the config's epoch-based schedule (cosine end, T_max) is "
                              'stretched or shrunk to end at epoch N')
@@ -67,8 +76,10 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     cfg = load_config(args.config, args.cfg_options, args.work_dir)
-    if args.data_root:
-        set_data_root(cfg, args.data_root)
+    try:
+        use_data_options(cfg, args, split='train')
+    except ValueError as error:  # FolderFormatError: the folder cannot serve the config's datasets
+        sys.exit(f'error: {error}')
     if args.epochs is not None:
         try:
             changes = set_max_epochs(cfg, args.epochs)

@@ -4,6 +4,8 @@ on image files or arrays through the config's own test pipeline.
     model = init_detector('configs/yolo_v1.py', 'work_dirs/yolo_v1/epoch_5.pth')
     sample = inference_detector(model, 'img.jpg')        # or a BGR uint8 array, or a list of either
     sample.pred_instances.bboxes                          # [N, 4] xyxy original pixels
+    cv2.imwrite('drawn.jpg', draw_detections('img.jpg', sample))   # det.visualization; small images
+                                                                    # scaled up to 640 px to read labels
 """
 import copy
 import os.path as osp
@@ -11,9 +13,12 @@ from pathlib import Path
 
 import numpy as np
 from mmengine.config import Config
+from mmengine.logging import print_log
 
 from det.datasets.transforms import LoadImageFromFile, build_pipeline
 from det.engine import check_checkpoint_matches
+from det.engine.checkpoints import load_checkpoint_safely
+from det.engine.config import fill_num_classes, set_num_classes
 from det.inference.views import image_results, run_packed, split_test_pipeline
 from det.models.utils import fuse_conv_bn
 from det.registry import DATASETS, MODELS
@@ -28,7 +33,10 @@ def init_detector(config, checkpoint: str = None, device: str = 'cpu', cfg_optio
         config: a config path or ``mmengine.Config`` (not modified).
         checkpoint: an mmengine checkpoint (weights under ``state_dict``), read with
             ``torch.load(weights_only=True)``; one saved from another model is refused with the differing
-            parameter names. None keeps the random initialisation.
+            parameter names, unless it fits once the heads' ``num_classes`` is the count of the classes
+            stored with it (``meta.dataset_meta``): weights trained with ``--data-root`` on other data
+            load with the config of the shipped model. None keeps the random initialisation (a
+            ``num_classes`` the config leaves out then comes from its test dataset).
         cfg_options: overrides merged into the config, as ``--cfg-options`` does.
         fuse: fold each BatchNorm into the convolution before it (:func:`det.models.utils.fuse_conv_bn`):
             same outputs within float rounding, one op per Conv-BN pair at inference. The returned model
@@ -44,12 +52,29 @@ def init_detector(config, checkpoint: str = None, device: str = 'cpu', cfg_optio
         raise TypeError(f'config must be a path or an mmengine Config, got {type(config).__name__}')
     if cfg_options:
         config.merge_from_dict(cfg_options)
-    model = MODELS.build(config.model)
     dataset_meta = None
     if checkpoint is not None:
-        saved = check_checkpoint_matches(model, checkpoint)
+        dataset_meta = load_checkpoint_safely(checkpoint).get('meta', {}).get('dataset_meta')
+    classes = (dataset_meta or {}).get('classes')
+    if classes:  # a num_classes the config leaves out is the weights' class count
+        set_num_classes(config, len(classes))
+    else:
+        fill_num_classes(config, 'test')
+    model = MODELS.build(config.model)
+    if checkpoint is not None:
+        try:
+            saved = check_checkpoint_matches(model, checkpoint)
+        except ValueError:
+            # Weights trained on other classes than the config names (e.g. with --data-root): the
+            # class names stored with them size the heads.
+            changes = set_num_classes(config, len(classes), overwrite=True) if classes else []
+            if not changes:
+                raise
+            print_log(f'{checkpoint} was trained on {len(classes)} classes: ' + ', '.join(changes),
+                      logger='current')
+            model = MODELS.build(config.model)
+            saved = check_checkpoint_matches(model, checkpoint)
         model.load_state_dict(saved.get('state_dict', saved))
-        dataset_meta = saved.get('meta', {}).get('dataset_meta')
     model.cfg = config
     model.dataset_meta = dict(dataset_meta or _config_dataset_meta(config))
     model.eval()
@@ -93,7 +118,9 @@ def inference_detector(model, images, batch_size: int = 8):
 
     Returns:
         A ``DetDataSample`` (a list of them for a list input) whose ``pred_instances`` hold ``bboxes``
-        float32 [N, 4] xyxy original pixels, ``scores`` [N], ``labels`` int64 [N].
+        float32 [N, 4] xyxy original pixels, ``scores`` [N], ``labels`` int64 [N], and the model's
+        class names as ``classes`` metainfo: ``det.visualization.draw_detections(image, sample)`` draws
+        them.
     """
     single = not isinstance(images, (list, tuple))
     items = [images] if single else list(images)
@@ -106,4 +133,7 @@ def inference_detector(model, images, batch_size: int = 8):
             results = transform(results)
         packed.append(results)
     samples = run_packed(model, packed, batch_size)
+    classes = tuple((getattr(model, 'dataset_meta', None) or {}).get('classes', ()))
+    for sample in samples:  # so that det.visualization.draw_detections names the classes
+        sample.set_metainfo(dict(classes=classes))
     return samples[0] if single else samples

@@ -13,9 +13,12 @@ import multiprocessing
 import os
 import os.path as osp
 import shutil
+import sys
 
 import cv2
 import numpy as np
+from mmengine.logging import print_log
+from mmengine.utils import ProgressBar
 
 from det.registry import DATASETS
 
@@ -193,19 +196,36 @@ def _coco_json(split: str, per_image: list, size: int, info: dict) -> dict:
     return dict(info=dict(info, split=split), images=images, annotations=annotations, categories=categories)
 
 
+PROGRESS_FROM = 100  # images; smaller datasets are written in about a second, without a progress bar
+
+
+def _counted(results, progress):
+    """``results`` unchanged, updating ``progress`` (an mmengine ``ProgressBar`` or None) per item."""
+    for result in results:
+        if progress is not None:
+            progress.update()
+        yield result
+
+
 def generate_shapes(root: str = 'data/shapes', num_train: int = 2000, num_val: int = 300,
                     img_size: int = 320, seed: int = 0, workers: int = 2):
     """Write ``root/{train,val}/*.jpg`` and ``root/annotations/{train,val}.json`` (COCO format).
 
-    Crash-safe: everything is written into a temporary sibling folder that is renamed onto ``root`` at
-    the end, so an interrupted run never leaves a dataset that looks complete. ``root`` must be absent or
-    empty; if another process finished the same dataset meanwhile, its copy is kept.
+    From :data:`PROGRESS_FROM` images on it says so and shows a progress bar. Crash-safe: everything is
+    written into a temporary sibling folder that is renamed onto ``root`` at the end, so an interrupted
+    run never leaves a dataset that looks complete. ``root`` must be absent or empty; if another process
+    finished the same dataset meanwhile, its copy is kept.
     """
     root = osp.abspath(root)
     tmp = osp.join(osp.dirname(root), f'.{osp.basename(root)}.tmp-{os.getpid()}')
     shutil.rmtree(tmp, ignore_errors=True)
     info = dict(generator='det.datasets.shapes', num_train=num_train, num_val=num_val, img_size=img_size,
                 seed=seed)
+    progress = None
+    if num_train + num_val >= PROGRESS_FROM:
+        print_log(f'generating the shapes dataset in {root} ({num_train} train + {num_val} val images, '
+                  'once)', logger='current')
+        progress = ProgressBar(num_train + num_val, file=sys.stdout)
     try:
         os.makedirs(osp.join(tmp, 'annotations'))
         for split, count in zip(SPLITS, (num_train, num_val)):
@@ -216,11 +236,13 @@ def generate_shapes(root: str = 'data/shapes', num_train: int = 2000, num_val: i
                 # thread pools without their threads and can hang in them. One OpenCV thread per
                 # worker: the pool already uses the cores, more threads only contend.
                 with multiprocessing.get_context('forkserver').Pool(workers, cv2.setNumThreads, (1,)) as pool:
-                    per_image = pool.map(_make_image, tasks, chunksize=32)
+                    per_image = list(_counted(pool.imap(_make_image, tasks, chunksize=16), progress))
             else:
-                per_image = [_make_image(t) for t in tasks]
+                per_image = list(_counted(map(_make_image, tasks), progress))
             with open(osp.join(tmp, 'annotations', f'{split}.json'), 'w') as f:
                 json.dump(_coco_json(split, per_image, img_size, info), f)
+        if progress is not None:
+            print(flush=True)  # end the progress bar's line
         try:
             os.replace(tmp, root)
         except OSError:

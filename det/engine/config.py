@@ -2,6 +2,7 @@
 for every split, and the checks that run before the first step (data, evaluator annotations, heads'
 class counts), so a wrong config or broken data fails in seconds instead of after an epoch."""
 import copy
+import inspect
 import json
 import logging
 import os.path as osp
@@ -20,7 +21,13 @@ from det.datasets.checks import (
     leave_out_of_evaluation,
     shared_files,
 )
-from det.registry import DATASETS
+from det.datasets.folders import (
+    FolderData,
+    FolderFormatError,
+    detect_folder,
+    format_names,
+)
+from det.registry import DATASETS, MODELS
 
 
 def load_config(path: str, cfg_options: dict = None, work_dir: str = None) -> Config:
@@ -130,13 +137,17 @@ def _metric_cfgs(evaluator_cfg) -> list:
     return [evaluator_cfg]
 
 
-def set_data_root(cfg: Config, data_root: str) -> None:
-    """Point the train, val and test datasets (under any dataset wrappers) at ``data_root``.
+def _split_leaves(cfg: Config) -> dict:
+    """``{split: dataset configs under its loader's wrappers}`` for the splits that have a dataset."""
+    return {split: _leaf_dataset_cfgs(cfg[f'{split}_dataloader']['dataset']) for split in SPLITS
+            if (cfg.get(f'{split}_dataloader') or {}).get('dataset')}
 
-    A relative evaluator ``ann_file`` is read from the evaluated dataset's ``data_root`` already, so it
-    follows; an absolute one under the split's previous root (e.g. ``data_root + '/ann.json'`` in the
-    config) is moved to the same place under the new root.
-    """
+
+def _move_roots(cfg: Config, data_root: str) -> None:
+    """Point the train, val and test datasets (under any dataset wrappers) at ``data_root``, keeping
+    everything else. A relative evaluator ``ann_file`` is read from the evaluated dataset's
+    ``data_root`` already, so it follows; an absolute one under the split's previous root (e.g.
+    ``data_root + '/ann.json'`` in the config) is moved to the same place under the new root."""
     old_roots = {}  # every root first: configs often share one dict between val and test
     for split in SPLITS:
         loader = cfg.get(f'{split}_dataloader')
@@ -155,6 +166,203 @@ def set_data_root(cfg: Config, data_root: str) -> None:
                 if not rel.startswith('..'):
                     metric['ann_file'] = osp.join(osp.abspath(data_root), rel)
                     break
+
+
+# Where a dataset config says which files it reads; replaced by a folder's own.
+_LOCATION_KEYS = ('data_root', 'ann_file', 'data_prefix', 'split', 'metainfo', 'data_yaml', 'images')
+# What a dataset config says about how it is used; kept when the dataset type is replaced.
+_USAGE_KEYS = ('pipeline', 'test_mode', 'filter_empty_gt', 'serialize_data', 'lazy_init', 'max_refetch',
+               'indices', 'backend_args')
+
+
+def _use_folder(cfg: Config, folder: FolderData, classes=None) -> list:
+    """Replace the location of every train / val / test dataset by ``folder``'s (test reads val), and
+    point the evaluators at its annotations. Returns the log lines."""
+    leaves = _split_leaves(cfg)
+    same_type = [leaf for split_leaves in leaves.values() for leaf in split_leaves
+                 if leaf.get('type') == folder.dataset_type]
+    config_classes = next((tuple(leaf['metainfo']['classes']) for leaf in same_type
+                           if (leaf.get('metainfo') or {}).get('classes')), None)
+    source = ('--classes' if classes else 'the config' if config_classes else 'the annotations')
+    classes = tuple(classes or config_classes or folder.classes)
+    lines = [f'--data-root: a {folder.format} dataset, {folder.root}: '
+             + '; '.join(folder.files),
+             f'--data-root: {len(classes)} classes (from {source}): {", ".join(classes)}']
+    replaced = set()
+    for split, split_leaves in leaves.items():
+        location = folder.train if split == 'train' else folder.val
+        for leaf in split_leaves:
+            if leaf.get('type') == folder.dataset_type:
+                kept = {k: v for k, v in leaf.items() if k not in _LOCATION_KEYS + ('type',)}
+            else:
+                replaced.add(leaf.get('type'))
+                kept = {k: v for k, v in leaf.items() if k in _USAGE_KEYS}
+            leaf.clear()
+            leaf.update(dict(type=folder.dataset_type, **location, metainfo=dict(classes=classes), **kept))
+    if replaced:
+        lines.append(f'--data-root: datasets {sorted(replaced)} replaced by {folder.dataset_type}')
+    for split in ('val', 'test'):
+        for metric in _metric_cfgs(cfg.get(f'{split}_evaluator')):
+            if metric.get('type') == 'CocoMetric':
+                metric['ann_file'] = folder.eval_ann_file
+    lines.append('--data-root: the evaluator scores against '
+                 + (folder.eval_ann_file or "the val dataset's own annotations"))
+    # Classes the config did not name describe other data than its num_classes did.
+    lines += set_num_classes(cfg, len(classes), overwrite=source != 'the config')
+    return lines
+
+
+def _named_ann_file(dataset_cfg) -> str:
+    """The annotation file a dataset config names, relative to its ``data_root`` (a VOC dataset's is
+    its split list), or None when it names none (e.g. the generated shapes data)."""
+    if dataset_cfg.get('type') == 'VOCDataset' and dataset_cfg.get('split'):
+        return osp.join('ImageSets', 'Main', f"{dataset_cfg['split']}.txt")
+    return dataset_cfg.get('ann_file')
+
+
+def _config_files_under(cfg: Config, data_root: str) -> bool:
+    """Whether every dataset of the config names an annotation file that exists under ``data_root``."""
+    leaves = [leaf for split_leaves in _split_leaves(cfg).values() for leaf in split_leaves]
+    names = [_named_ann_file(leaf) for leaf in leaves]
+    return bool(leaves) and all(name and osp.isfile(osp.join(data_root, name)) for name in names)
+
+
+def _set_classes(cfg: Config, classes) -> list:
+    """Every dataset trains on ``classes`` and every ``num_classes`` is their count; the log lines."""
+    classes = tuple(classes)
+    for split_leaves in _split_leaves(cfg).values():
+        for leaf in split_leaves:
+            leaf['metainfo'] = dict(leaf.get('metainfo') or {}, classes=classes)
+    return [f'--classes: {len(classes)} classes: {", ".join(classes)}'] \
+        + set_num_classes(cfg, len(classes), overwrite=True)
+
+
+def set_data_root(cfg: Config, data_root: str, train_ann: str = None, val_ann: str = None,
+                  classes=None) -> list:
+    """``--data-root``: train, validate and test on the folder ``data_root``.
+
+    1. When every dataset of the config names an annotation file (a COCO ``ann_file``, a VOC split) that
+       exists under ``data_root``, the datasets only move there (:func:`_move_roots`): the config says
+       which files to read.
+    2. Otherwise, when the folder is in a known format (:mod:`det.datasets.folders`: COCO, VOC, a YOLO
+       ``data.yaml``, which ``data_root`` may also name directly), every
+       dataset reads it: its train split for training, its val split for validation and testing, the
+       evaluators its val annotations. A dataset of another type (e.g. the shapes data of
+       ``configs/yolo_v1.py``) is replaced by the folder's (its pipeline and test mode kept), and the
+       classes come from the annotations, with every ``num_classes`` of the model set to their count. A
+       dataset of the folder's type keeps the classes its config names, if any.
+    3. Any other folder (e.g. one a ``ShapesDataset`` generates into) becomes every dataset's
+       ``data_root``, as in 1.
+
+    Args:
+        train_ann, val_ann: annotation files relative to ``data_root`` when they differ from the
+            convention (a COCO json; a VOC ``ImageSets/Main/NAME.txt``); they select case 2.
+        classes: class names (and order) to train on, instead of the annotations' or the config's.
+
+    Returns the log lines saying what changed. Raises :class:`det.datasets.folders.FolderFormatError`
+    when the folder cannot serve the config's datasets.
+    """
+    if not (train_ann or val_ann) and _config_files_under(cfg, data_root):
+        _move_roots(cfg, data_root)
+        return [f"--data-root: every dataset reads its config's annotation files under {data_root}"] \
+            + (_set_classes(cfg, classes) if classes else [])
+    folder = detect_folder(data_root, train_ann, val_ann)
+    if folder is not None:
+        return _use_folder(cfg, folder, classes)
+    if train_ann or val_ann or classes:
+        what = 'does not exist' if not osp.isdir(data_root) else 'is in none of the formats det reads'
+        raise FolderFormatError(f'--data-root {data_root} {what} ({format_names()}), so --train-ann, '
+                                '--val-ann and --classes cannot apply')
+    _move_roots(cfg, data_root)
+    return [f'--data-root: {data_root} is in no format det recognises ({format_names()}); every dataset '
+            'reads it with the file names its config gives']
+
+
+def _num_classes_modules(model_cfg) -> list:
+    """``(config key, module dict)`` of every module config in ``model_cfg`` whose class in ``MODELS``
+    takes a ``num_classes`` argument."""
+    found = []
+
+    def visit(node, key):
+        if isinstance(node, dict):
+            module = node.get('type')
+            if isinstance(module, str):
+                try:
+                    module = MODELS.get(module)
+                except KeyError:  # not a model module (a box coder, an assigner, ...)
+                    module = None
+            if module is not None and 'num_classes' in inspect.signature(module).parameters:
+                found.append((key, node))
+            for name, value in node.items():
+                visit(value, f'{key}.{name}')
+        elif isinstance(node, (list, tuple)):
+            for i, value in enumerate(node):
+                visit(value, f'{key}[{i}]')
+    visit(model_cfg, 'model')
+    return found
+
+
+def set_num_classes(cfg: Config, num_classes: int, overwrite: bool = False) -> list:
+    """Set ``num_classes`` on every module of ``cfg.model`` that takes one and leaves it out (or on
+    all of them with ``overwrite``). Returns the changes as log lines."""
+    lines = []
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'det')):
+        modules = _num_classes_modules(cfg.get('model'))
+    for key, module in modules:
+        old = module.get('num_classes')
+        if old is None or (overwrite and old != num_classes):
+            module['num_classes'] = num_classes
+            lines.append(f'{key}.num_classes: {"unset" if old is None else old} -> {num_classes}')
+    return lines
+
+
+def fill_num_classes(cfg: Config, split: str = 'train') -> list:
+    """One source of truth for the class count: a module of the model that takes ``num_classes`` and
+    leaves it out gets the class count of the ``split`` dataset (built to read it). An explicit
+    ``num_classes`` is left as it is (:func:`check_run` reports a mismatch). Returns the log lines."""
+    with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'det')):
+        missing = [key for key, module in _num_classes_modules(cfg.get('model'))
+                   if module.get('num_classes') is None]
+    loader = cfg.get(f'{split}_dataloader')
+    if not missing or not loader or not loader.get('dataset'):
+        return []
+    dataset = _leaf_datasets(_build_dataset(loader['dataset'], cfg.get('default_scope', 'det')))[0]
+    classes = tuple(dataset.metainfo.get('classes', ()))
+    return [f'the {split} dataset has {len(classes)} classes: {", ".join(classes)}'] \
+        + set_num_classes(cfg, len(classes))
+
+
+def add_data_root_options(parser) -> None:
+    """``--data-root DIR [--train-ann F] [--val-ann F] [--classes NAME ...]`` of tools/train.py and
+    tools/test.py (see :func:`set_data_root`)."""
+    parser.add_argument('--data-root', metavar='DIR',
+                        help='train / test on the dataset folder DIR: a COCO folder (annotations/train.json, '
+                             'val.json; images under train/, val/) or a VOC folder (Annotations/, '
+                             'JPEGImages/, ImageSets/Main/) or a YOLO data.yaml (DIR itself or in DIR). '
+                             'Datasets of another format are replaced and the '
+                             "classes and the heads' num_classes come from the data")
+    parser.add_argument('--train-ann', metavar='FILE',
+                        help='with --data-root: the train annotations relative to DIR, if not found by name '
+                             '(a COCO json, or a VOC ImageSets/Main/NAME.txt)')
+    parser.add_argument('--val-ann', metavar='FILE',
+                        help='with --data-root: the val (and test) annotations relative to DIR')
+    parser.add_argument('--classes', nargs='+', metavar='NAME',
+                        help='with --data-root: train on these classes, in this order (default: all in '
+                             'the annotations, or those the config names)')
+
+
+def use_data_options(cfg: Config, args, split: str) -> None:
+    """Apply :func:`add_data_root_options`' arguments to ``cfg``, then give every module that leaves
+    ``num_classes`` out the ``split`` dataset's class count (:func:`fill_num_classes`), logging each
+    change."""
+    lines = []
+    if args.data_root:
+        lines += set_data_root(cfg, args.data_root, args.train_ann, args.val_ann, args.classes)
+    elif args.train_ann or args.val_ann or args.classes:
+        raise ValueError('--train-ann, --val-ann and --classes go with --data-root')
+    lines += fill_num_classes(cfg, split)
+    for line in lines:
+        print_log(line, logger='current')
 
 
 class DataCheckError(ValueError):

@@ -1,3 +1,3 @@
-from .draw import draw_boxes, gt_beside_pred
+from .draw import DISPLAY_SIZE, draw_boxes, draw_detections, gt_beside_pred, scale_for_display
 
-__all__ = ['draw_boxes', 'gt_beside_pred']
+__all__ = ['DISPLAY_SIZE', 'draw_boxes', 'draw_detections', 'gt_beside_pred', 'scale_for_display']

@@ -59,3 +59,13 @@ def test_dataset_generates_on_first_use_with_size_tiers(tmp_path):
     assert len(ShapesDataset(data_root=root, split='val', num_train=80, num_val=4, img_size=320)) == 4
     with pytest.raises(ValueError, match='seed'):
         ShapesDataset(data_root=root, split='val', num_train=80, num_val=4, img_size=320, seed=1)
+
+
+def test_generation_shows_progress_from_a_hundred_images(tmp_path, capfd):
+    generate_shapes(str(tmp_path / 'few'), num_train=4, num_val=2, img_size=32, workers=1)
+    assert capfd.readouterr().out == ''  # a second's work: no bar
+    total = shapes.PROGRESS_FROM
+    generate_shapes(str(tmp_path / 'many'), num_train=total - 10, num_val=10, img_size=32, workers=1)
+    out = capfd.readouterr().out
+    assert f'{total}/{total}' in out and out.endswith('\n')
+    assert len(os.listdir(tmp_path / 'many' / 'train')) == total - 10

@@ -26,7 +26,13 @@ import time
 
 from mmengine.config import DictAction
 
-from det.engine.config import CHECK_CACHE_NAME, check_run, load_config, set_data_root
+from det.engine.config import (
+    CHECK_CACHE_NAME,
+    add_data_root_options,
+    check_run,
+    load_config,
+    use_data_options,
+)
 
 
 def parse_args(argv=None):
@@ -34,7 +40,7 @@ def parse_args(argv=None):
     parser.add_argument('config')
     parser.add_argument('--split', nargs='+', choices=['train', 'val', 'test'], default=['train', 'val'],
                         help='splits to check (default: train val)')
-    parser.add_argument('--data-root', metavar='DIR', help='data_root of every split, as in tools/train.py')
+    add_data_root_options(parser)  # --data-root DIR [--train-ann, --val-ann, --classes], as tools/train.py
     parser.add_argument('--all-files', action='store_true',
                         help='decode every image (default: training images from their headers) and name '
                              'every file (default: 5 per row)')
@@ -47,8 +53,10 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     cfg = load_config(args.config, args.cfg_options, args.work_dir)
-    if args.data_root:
-        set_data_root(cfg, args.data_root)
+    try:
+        use_data_options(cfg, args, split=args.split[0])
+    except ValueError as error:  # a --data-root folder that cannot serve the config's datasets
+        sys.exit(f'error: {error}')
     cache_file = None if args.no_cache else osp.join(cfg.work_dir, CHECK_CACHE_NAME)
     start = time.perf_counter()
     result = check_run(cfg, tuple(args.split), check_images=True, cache_file=cache_file,
