@@ -506,7 +506,10 @@ def check_run(cfg: Config, splits=('train', 'val'), check_images: bool = True, c
         loader = cfg.get(f'{split}_dataloader')
         if not loader or not loader.get('dataset'):
             continue
-        built[split] = _leaf_datasets(_build_dataset(loader['dataset'], cfg.get('default_scope', 'det')))
+        try:
+            built[split] = _leaf_datasets(_build_dataset(loader['dataset'], cfg.get('default_scope', 'det')))
+        except (ValueError, OSError) as error:  # the dataset says why it cannot be built (names, files)
+            raise DataCheckError(f'the {split} dataset cannot be built: {error}') from error
     by_split = {}
     for split, datasets in built.items():
         for i, dataset in enumerate(datasets):

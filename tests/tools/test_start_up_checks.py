@@ -7,6 +7,7 @@ import re
 
 import cv2
 import numpy as np
+import pytest
 
 from det.datasets import checks as checks_module
 from det.datasets.shapes import generate_shapes
@@ -132,6 +133,21 @@ def test_inherited_evaluator_ann_file_and_head_classes_fail_before_training(tmp_
     assert f"val_evaluator CocoMetric(ann_file='{tmp_path}/shapes/annotations/val.json')" in log
     assert "ann_file=None" in log  # the way out of mmengine's dict merge
     assert 'Epoch(train)' not in log and not list((tmp_path / 'wd').glob('*.pth'))
+
+
+def test_a_dataset_that_cannot_be_built_stops_with_its_reason(tmp_path):
+    """A VOC folder whose xml classes are not the config's: the dataset's own error (naming the xml
+    classes) stops the run as a config error, not as a traceback from inside the dataset."""
+    from det.engine.config import DataCheckError, check_before_run, load_config, set_data_root
+    cells = [('RBC', (5, 5, 30, 30)), ('WBC', (30, 10, 60, 40))]
+    write_voc(tmp_path / 'voc', {f'img{i}': cells for i in range(2)}, 'train')
+    write_voc(tmp_path / 'voc', {'val0': cells}, 'val')
+    config = tmp_path / 'voc.py'
+    config.write_text(VOC_CONFIG.format(runtime=RUNTIME))
+    cfg = load_config(str(config), work_dir=str(tmp_path / 'wd'))
+    set_data_root(cfg, str(tmp_path / 'voc'))
+    with pytest.raises(DataCheckError, match=r"train dataset cannot be built: .*\['RBC', 'WBC'\]"):
+        check_before_run(cfg)
 
 
 def _check_dataset_tool():
