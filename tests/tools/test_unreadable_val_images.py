@@ -124,13 +124,14 @@ def test_strict_data_stops_both_tools_as_before(experiment, tmp_path, monkeypatc
     """--strict-data on tools/train.py, the config key on tools/test.py: today's error, before any step."""
     config, root = experiment
     error = STRICT_ERROR.format(path=f'{root}/JPEGImages/val1.jpg')
+    # leave pytest's malloc settings alone
+    monkeypatch.setattr('det.engine.machine.keep_freed_memory', lambda: None)
     train = _tool('train')
-    monkeypatch.setattr(train, 'keep_freed_memory', lambda: None)  # leave pytest's malloc settings alone
     with pytest.raises(SystemExit, match=re.escape(error)):
         train.main([str(config), '--work-dir', str(tmp_path / 'wd'), '--strict-data'])
     assert not list((tmp_path / 'wd').glob('*.pth'))
     test = _tool('test')
-    monkeypatch.setattr(test, 'keep_freed_memory', lambda: None)
+    (tmp_path / 'none.pth').write_bytes(b'')  # exists, so the tool gets past its checkpoint-path check
     monkeypatch.setattr(test, 'check_checkpoint_matches', lambda *args: pytest.fail('the check should stop'))
     with pytest.raises(SystemExit, match=re.escape(error.replace('val dataset', 'test dataset'))):
         test.main([str(config), str(tmp_path / 'none.pth'), '--work-dir', str(tmp_path / 'test'),
