@@ -117,3 +117,25 @@ def test_wheel_weights_classify_photographs_through_det(arch):
             top = logits.argmax(1).item()
         assert top == ref(x).argmax(1).item()
         assert top in expected, (arch, name, top)
+
+
+def test_frozen_stages_norm_eval_and_with_cp():
+    """frozen_stages=1 freezes strides 2 and 4; norm_eval keeps every BatchNorm's statistics in a training
+    forward; with_cp gives the same maps and gradients as without (no stochastic depth, to compare)."""
+    torch.manual_seed(0)
+    kwargs = dict(with_head_conv=False, frozen_stages=1, norm_eval=True, drop_path_rate=0.0)
+    plain = EfficientNetLite('lite0', **kwargs).train()
+    checkpointed = EfficientNetLite('lite0', with_cp=True, **kwargs).train()
+    checkpointed.load_state_dict(plain.state_dict())
+    frozen = {n for n, p in plain.named_parameters() if not p.requires_grad}
+    assert frozen == {n for n, _ in plain.named_parameters() if n.startswith(('layers.0.', 'layers.1.'))}
+    stats = {k: v.clone() for k, v in plain.state_dict().items() if 'running' in k}
+    x = torch.randn(2, 3, 64, 64)
+    outs = [model(x) for model in (plain, checkpointed)]
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(*outs))
+    for model, out in zip((plain, checkpointed), outs):
+        sum(o.sum() for o in out).backward()
+        assert all(torch.equal(stats[k], v) for k, v in model.state_dict().items() if 'running' in k)
+    grads = [{n: p.grad for n, p in m.named_parameters() if p.requires_grad} for m in (plain, checkpointed)]
+    assert grads[0].keys() == grads[1].keys() and all(grads[0][n] is not None for n in grads[0])
+    assert all(torch.allclose(grads[0][n], grads[1][n], atol=1e-5) for n in grads[0])
