@@ -146,7 +146,7 @@ class BaseBackbone(BaseModule):
         """mmengine's ``init_weights``, where an ``init_cfg`` entry that needs a conversion (which
         mmengine's ``PretrainedInit`` does not do) is applied here, after the other entries:
         ``dict(type='Pretrained', checkpoint=..., convert=SOURCE)`` with ``checkpoint`` a file path or
-        a name that :func:`det.models.backbones.pretrained.resolve` knows (``'torchvision://NAME'``,
+        a name that :func:`det.models.backbones.pretrained.describe` knows (``'torchvision://NAME'``,
         ``'efficientnet_lite://liteN'``, whose ``convert`` is implied). The file is read with
         ``torch.load(weights_only=True)``, converted by ``convert_<SOURCE>(state, **self.arch_kwargs)``
         and loaded. Keys of stages this instance does not hold (after the last of ``out_indices``) are
