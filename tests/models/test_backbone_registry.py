@@ -10,6 +10,7 @@ from det.registry import MODELS
 # Smallest sensible kwargs per registered backbone; a new backbone needs an entry here.
 MINIMAL_CONFIGS = {
     'EfficientNet': dict(arch='b0'),
+    'EfficientNetLite': dict(arch='lite0'),
     'MobileNetV1': dict(widen_factor=0.25),
     'MobileNetV2': dict(widen_factor=0.5),
     'MobileNetV3': dict(arch='small'),
@@ -53,6 +54,7 @@ STRIDE_RULE_CONFIGS = {
     'MobileNetV3-large': dict(type='MobileNetV3', arch='large'),
     'MobileNetV3-small': dict(type='MobileNetV3', arch='small'),
     'EfficientNet-b0': dict(type='EfficientNet', arch='b0'),
+    'EfficientNetLite-lite0': dict(type='EfficientNetLite', arch='lite0'),
     'SNet49': dict(type='SNet', arch='snet49'),
     'SNet146': dict(type='SNet', arch='snet146'),
     'SNet535': dict(type='SNet', arch='snet535'),

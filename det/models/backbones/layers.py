@@ -1,9 +1,11 @@
 """Building blocks the MobileNets and EfficientNet share, on torchvision's ``Conv2dNormActivation``,
 ``SqueezeExcitation`` and ``StochasticDepth`` so that every block registers its tensors in
 torchvision's order (what ``BaseBackbone.convert_torchvision`` relies on)."""
+import math
 from functools import partial
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import Conv2dNormActivation, StochasticDepth
 
@@ -66,6 +68,25 @@ def make_divisible(value: float, divisor: int = 8) -> int:
     return rounded + divisor if rounded < 0.9 * value else rounded
 
 
+class SamePad2d(nn.Module):
+    """TensorFlow's 'SAME' padding for a ``kernel_size`` x ``kernel_size`` conv of stride ``stride``
+    (built with ``padding=0`` after this): the output has ``ceil(H / stride)`` rows, and an odd total
+    padding puts the extra row / column at the bottom / right. Weights trained in TensorFlow (the
+    EfficientNet-Lite release) need it at stride 2, where torch's symmetric padding would shift every
+    map by a pixel. ``[B, C, H, W] -> [B, C, H + pad_h, W + pad_w]``."""
+
+    def __init__(self, kernel_size: int, stride: int):
+        super().__init__()
+        self.kernel_size, self.stride = kernel_size, stride
+
+    def _pad(self, size: int) -> tuple:
+        total = max((math.ceil(size / self.stride) - 1) * self.stride + self.kernel_size - size, 0)
+        return total // 2, total - total // 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pad(x, self._pad(x.shape[-1]) + self._pad(x.shape[-2]))
+
+
 class InvertedResidual(nn.Module):
     """MobileNetV2/V3 block and EfficientNet's MBConv: 1x1 expand (left out when ``hidden ==
     in_channels``) -> kxk depthwise (carries the stride) -> optional squeeze-excite -> linear 1x1
@@ -78,14 +99,20 @@ class InvertedResidual(nn.Module):
         se_layer: ``se_layer(hidden)`` builds the squeeze-excite module; None: no squeeze-excite.
         drop_prob: stochastic depth: in training, the residual branch of each sample is dropped with
             this probability (EfficientNet; 0 for the MobileNets).
+        same_pad: a strided depthwise conv pads as TensorFlow's 'SAME' (:class:`SamePad2d` before it,
+            EfficientNet-Lite); stride-1 convs pad ``kernel_size // 2`` either way, which is the same.
     """
 
     def __init__(self, in_channels, hidden, out_channels, kernel_size=3, stride=1, act=nn.ReLU6,
-                 norm_layer=nn.BatchNorm2d, se_layer=None, drop_prob=0.0):
+                 norm_layer=nn.BatchNorm2d, se_layer=None, drop_prob=0.0, same_pad=False):
         super().__init__()
         conv = partial(Conv2dNormActivation, norm_layer=norm_layer, activation_layer=act)
         layers = [conv(in_channels, hidden, 1)] if hidden != in_channels else []
-        layers.append(conv(hidden, hidden, kernel_size, stride, groups=hidden))
+        if same_pad and stride > 1:
+            layers.append(nn.Sequential(SamePad2d(kernel_size, stride),
+                                        conv(hidden, hidden, kernel_size, stride, padding=0, groups=hidden)))
+        else:
+            layers.append(conv(hidden, hidden, kernel_size, stride, groups=hidden))
         if se_layer is not None:
             layers.append(se_layer(hidden))
         layers.append(conv(hidden, out_channels, 1, activation_layer=None))

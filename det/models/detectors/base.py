@@ -5,6 +5,7 @@ from abc import abstractmethod
 import torch
 from mmengine.model import BaseModel
 
+from det.models.backbones.pretrained import check_normalisation
 from det.structures import instances_to_original
 
 
@@ -17,6 +18,14 @@ class BaseDetector(BaseModel):
     - ``'tensor'``: the head's raw outputs (for export, analysis and pyramid inference).
     The return type depends on ``mode`` alone, never on ``self.training``.
     """
+
+    def init_weights(self):
+        """mmengine's, after checking that pretrained backbone weights were trained with the input
+        normalisation of ``data_preprocessor`` (a ValueError naming both otherwise)."""
+        backbone = getattr(self, 'backbone', None)
+        if backbone is not None and not getattr(backbone, '_is_init', False):
+            check_normalisation(backbone.init_cfg, self.data_preprocessor)
+        super().init_weights()
 
     def forward(self, inputs: torch.Tensor, data_samples=None, mode: str = 'tensor'):
         if mode == 'loss':
