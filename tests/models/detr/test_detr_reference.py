@@ -22,6 +22,8 @@ from transformers.loss.loss_for_object_detection import HungarianMatcher as Refe
 REPO = Path(__file__).resolve().parents[3]
 NUM_CLASSES = 5
 
+pytestmark = pytest.mark.reference
+
 # transformers key -> det key, applied in order (backbone: HF ResNet -> torchvision ResNet names).
 KEY_RULES = [
     (r'^model\.backbone\.model\.embedder\.embedder\.convolution\.', 'backbone.body.conv1.'),

@@ -30,6 +30,8 @@ from tests.decision_margins import cut_margin, min_side_margin, nms_margins, thr
 CONFIG = Path(__file__).resolve().parents[3] / 'configs/faster_rcnn_mobilenetv3_fpn_320_shapes.py'
 NUM_CLASSES = 5
 SIZE = 320
+
+pytestmark = pytest.mark.reference
 # How far torchvision's decisions must be from flipping for det's to be the same on any CPU. det and
 # torchvision run the same modules on the same tensors up to the RoI head, where det's class rows are
 # permuted, its box rows sliced and its softmax sums in another order: that head's float32 rounding
