@@ -1,4 +1,4 @@
-"""How far a test's discrete decisions (top-k, score threshold, NMS, a final cut) are from flipping.
+"""How far a test's discrete decisions (top-k, thresholds, NMS, a cut, an assignment) are from flipping.
 
 A test that compares det with a reference after such a decision is only as robust as these margins: two
 float32 implementations of the same network differ by a few rounding errors, and where a score or an IoU
@@ -6,7 +6,9 @@ sits closer than that to a boundary, another CPU's kernels can decide it the oth
 different box survived NMS on an AMD EPYC). Tests assert their margins against a bound that they
 justify, so a comparison that is a matter of ties fails as such rather than on one machine only.
 """
+import numpy as np
 import torch
+from scipy.optimize import linear_sum_assignment
 from torchvision.ops import box_iou
 
 
@@ -46,3 +48,21 @@ def min_side_margin(boxes: torch.Tensor, min_size: float) -> float:
     [N, 4] xyxy with a side above 0 (a box clipped to nothing has sides of exactly 0 on any CPU)."""
     side = torch.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
     return threshold_margin(side[side > 0], min_size)
+
+
+def assignment_margin(cost: torch.Tensor) -> float:
+    """How much more than the optimal assignment (scipy's ``linear_sum_assignment`` on ``cost`` [Q, G],
+    Q >= G) the cheapest different one costs: any other assignment lacks one of the optimal pairs, so
+    this is the least increase over forbidding each optimal pair in turn. ``inf`` without an
+    alternative (no pair, or one query for one target)."""
+    cost = cost.detach().double().cpu().numpy()
+    if cost.shape[1] == 0 or cost.shape == (1, 1):
+        return float('inf')
+    rows, cols = linear_sum_assignment(cost)
+    best, margin = cost[rows, cols].sum(), float('inf')
+    for row, col in zip(rows, cols):
+        forbidden = cost.copy()
+        forbidden[row, col] = cost.max() + cost.shape[1] * (np.ptp(cost) + 1)
+        other_rows, other_cols = linear_sum_assignment(forbidden)
+        margin = min(margin, forbidden[other_rows, other_cols].sum() - best)
+    return margin
