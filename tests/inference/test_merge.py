@@ -57,6 +57,7 @@ def by_label_then_score(boxes, scores, labels) -> tuple:
 CASES = [(seed, 1 + seed % 4) for seed in range(12)]
 
 
+@pytest.mark.reference
 @pytest.mark.parametrize('seed, num_views', CASES)
 def test_wbf_matches_ensemble_boxes(seed, num_views):
     boxes_list, scores_list, labels_list, weights = random_views(seed, num_views)
@@ -72,6 +73,7 @@ def test_wbf_matches_ensemble_boxes(seed, num_views):
         np.testing.assert_allclose(a, b, atol=1e-5)
 
 
+@pytest.mark.reference
 @pytest.mark.parametrize('seed, num_views', CASES)
 def test_nms_matches_ensemble_boxes(seed, num_views):
     boxes_list, scores_list, labels_list, weights = random_views(seed, num_views)
@@ -86,6 +88,7 @@ def test_nms_matches_ensemble_boxes(seed, num_views):
         np.testing.assert_allclose(a, b, atol=1e-5)
 
 
+@pytest.mark.reference
 @pytest.mark.parametrize('decay, ref_method', [('linear', 1), ('gaussian', 2)])
 @pytest.mark.parametrize('seed, num_views', CASES[:8])
 def test_soft_nms_matches_ensemble_boxes(seed, num_views, decay, ref_method):

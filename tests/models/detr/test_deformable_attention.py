@@ -29,6 +29,7 @@ def _inputs(batch=2, queries=7, dims=32, shapes=((5, 6),), seed=0):
     return query, reference, memory, list(shapes), torch.cat(paddings, 1), torch.stack(ratios, 1)
 
 
+@pytest.mark.reference
 @pytest.mark.parametrize('shapes', [((5, 6),), ((8, 10), (4, 5))])
 def test_equals_transformers_deformable_attention(shapes):
     pytest.importorskip('transformers', reason='the reference needs transformers (pip install -e ".[tests]")')

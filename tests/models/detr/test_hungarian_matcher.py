@@ -43,6 +43,7 @@ def _brute_force(logits, pred, labels, gts, weights=(1.0, 5.0, 2.0), focal=False
     return best, best_cost, cost
 
 
+@pytest.mark.reference
 @pytest.mark.parametrize('num_queries,num_gts', [(5, 1), (5, 3), (6, 4), (4, 4), (7, 5)])
 def test_matches_brute_force(num_queries, num_gts):
     gen = torch.Generator().manual_seed(num_queries * 10 + num_gts)
@@ -61,6 +62,7 @@ def test_matches_brute_force(num_queries, num_gts):
         assert {g: q for q, g in zip(q_idx.tolist(), g_idx.tolist())} == dict(enumerate(best))
 
 
+@pytest.mark.reference
 @pytest.mark.parametrize('num_queries,num_gts', [(5, 3), (6, 4), (7, 5)])
 def test_focal_class_cost_matches_brute_force(num_queries, num_gts):
     """``class_cost_type='focal'`` (sigmoid logits, no "no object" column), RT-DETR's weights 2 / 5 / 2."""

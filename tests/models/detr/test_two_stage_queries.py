@@ -46,6 +46,7 @@ def test_token_anchors_centre_on_tokens_of_the_unpadded_region():
                 torch.testing.assert_close(anchors[b, i, j], torch.tensor(expected))
 
 
+@pytest.mark.reference
 def test_selected_queries_are_the_best_unpadded_tokens():
     model = _model(num_queries=5).eval()
     memory = torch.randn(2, 12, 32)
