@@ -3,9 +3,6 @@
 # warm-up (so the random head's first gradients do not wreck the pretrained features), then cosine decay
 # over 6 epochs; validation after epochs 3 and 6. Configs using it keep BatchNorm statistics frozen
 # (norm_eval=True) and freeze the stem (frozen_stages=0).
-# Measured on BCCD with centernet_efficientnetlite0_fpn_416_bccd.py stretched to 2 epochs (--epochs 2, a
-# loaded shared CPU): AP 0.368 / AP50 0.827 (from scratch, the recipe config: AP 0.011); a 10-iteration
-# warm-up with the backbone at half the LR blew up early (loss 64 at iteration 20) and ended at AP 0.119.
 max_epochs = 6
 optim_wrapper = dict(optimizer=dict(type='AdamW', lr=4e-3, weight_decay=0.05),
                      paramwise_cfg=dict(custom_keys={'backbone': dict(lr_mult=0.25)},
