@@ -179,15 +179,15 @@ def _use_folder(cfg: Config, folder: FolderData, classes=None) -> list:
     """Replace the location of every train / val / test dataset by ``folder``'s (test reads val), and
     point the evaluators at its annotations. Returns the log lines."""
     leaves = _split_leaves(cfg)
-    same_type = [leaf for split_leaves in leaves.values() for leaf in split_leaves
-                 if leaf.get('type') == folder.dataset_type]
-    config_classes = next((tuple(leaf['metainfo']['classes']) for leaf in same_type
-                           if (leaf.get('metainfo') or {}).get('classes')), None)
+    config_classes = _config_classes(cfg, folder.dataset_type)
+    lines = [f'--data-root: a {folder.format} dataset, {folder.root}: ' + '; '.join(folder.files)]
+    if config_classes and not _classes_fit(config_classes, folder):
+        lines.append(f"--data-root: the config's classes {config_classes} are not all in the data; "
+                     "the data's are used (--classes chooses others)")
+        config_classes = None
     source = ('--classes' if classes else 'the config' if config_classes else 'the annotations')
     classes = tuple(classes or config_classes or folder.classes)
-    lines = [f'--data-root: a {folder.format} dataset, {folder.root}: '
-             + '; '.join(folder.files),
-             f'--data-root: {len(classes)} classes (from {source}): {", ".join(classes)}']
+    lines.append(f'--data-root: {len(classes)} classes (from {source}): {", ".join(classes)}')
     replaced = set()
     for split, split_leaves in leaves.items():
         location = folder.train if split == 'train' else folder.val
@@ -210,6 +210,19 @@ def _use_folder(cfg: Config, folder: FolderData, classes=None) -> list:
     # Classes the config did not name describe other data than its num_classes did.
     lines += set_num_classes(cfg, len(classes), overwrite=source != 'the config')
     return lines
+
+
+def _config_classes(cfg: Config, dataset_type: str):
+    """The classes the config names for its datasets of ``dataset_type``, or None."""
+    return next((tuple(leaf['metainfo']['classes']) for split_leaves in _split_leaves(cfg).values()
+                 for leaf in split_leaves if leaf.get('type') == dataset_type
+                 and (leaf.get('metainfo') or {}).get('classes')), None)
+
+
+def _classes_fit(config_classes, folder: FolderData) -> bool:
+    """Whether every class the config names occurs in the folder's annotations (a chosen subset of
+    the data's classes is fine; a config made for other data is not)."""
+    return set(config_classes) <= set(folder.classes)
 
 
 def _named_ann_file(dataset_cfg) -> str:
@@ -242,15 +255,16 @@ def set_data_root(cfg: Config, data_root: str, train_ann: str = None, val_ann: s
     """``--data-root``: train, validate and test on the folder ``data_root``.
 
     1. When every dataset of the config names an annotation file (a COCO ``ann_file``, a VOC split) that
-       exists under ``data_root``, the datasets only move there (:func:`_move_roots`): the config says
-       which files to read.
+       exists under ``data_root``, and the classes it names (if any) all occur in the data, the datasets
+       only move there (:func:`_move_roots`): the config says which files to read.
     2. Otherwise, when the folder is in a known format (:mod:`det.datasets.folders`: COCO, VOC, a YOLO
        ``data.yaml``, which ``data_root`` may also name directly), every
        dataset reads it: its train split for training, its val split for validation and testing, the
        evaluators its val annotations. A dataset of another type (e.g. the shapes data of
        ``configs/yolo_v1.py``) is replaced by the folder's (its pipeline and test mode kept), and the
        classes come from the annotations, with every ``num_classes`` of the model set to their count. A
-       dataset of the folder's type keeps the classes its config names, if any.
+       dataset of the folder's type keeps the classes its config names if the data has them all (a
+       config made for other data, e.g. the BCCD configs on your VOC folder, takes the data's).
     3. Any other folder (e.g. one a ``ShapesDataset`` generates into) becomes every dataset's
        ``data_root``, as in 1.
 
@@ -262,11 +276,18 @@ def set_data_root(cfg: Config, data_root: str, train_ann: str = None, val_ann: s
     Returns the log lines saying what changed. Raises :class:`det.datasets.folders.FolderFormatError`
     when the folder cannot serve the config's datasets.
     """
-    if not (train_ann or val_ann) and _config_files_under(cfg, data_root):
+    files_under = not (train_ann or val_ann) and _config_files_under(cfg, data_root)
+    try:
+        folder = detect_folder(data_root, train_ann, val_ann)
+    except FolderFormatError:
+        if not files_under:
+            raise
+        folder = None  # the config's own file names serve where the conventions do not
+    config_classes = folder and _config_classes(cfg, folder.dataset_type)
+    if files_under and (classes or not config_classes or _classes_fit(config_classes, folder)):
         _move_roots(cfg, data_root)
         return [f"--data-root: every dataset reads its config's annotation files under {data_root}"] \
             + (_set_classes(cfg, classes) if classes else [])
-    folder = detect_folder(data_root, train_ann, val_ann)
     if folder is not None:
         return _use_folder(cfg, folder, classes)
     if train_ann or val_ann or classes:

@@ -3,6 +3,7 @@ no config names. Fast tests check the config rewriting (det.engine.config.set_da
 the slow ones train configs/yolo_v1.py for two iterations and test the checkpoint."""
 import json
 import re
+import shutil
 
 import pytest
 import torch
@@ -103,15 +104,28 @@ def test_two_stage_config_on_a_voc_folder_takes_the_xml_classes(voc_root):
     assert model.roi_head.num_classes == 3
 
 
-def test_voc_config_keeps_its_classes_unless_told(voc_root):
+def test_voc_config_takes_the_data_classes_unless_the_data_has_its_own(voc_root, tmp_path):
+    """The BCCD config on a VOC folder of other classes trains on the folder's classes (its own would
+    match no object); on a folder that has the config's classes, the config's list and order stand."""
     cfg = load_config(BCCD)
-    set_data_root(cfg, str(voc_root))
-    assert tuple(cfg.train_dataloader.dataset.metainfo.classes) == ('RBC', 'WBC', 'Platelets')
-    assert cfg.model.head.num_classes == 3  # the config's own count stands
+    lines = set_data_root(cfg, str(voc_root))
+    assert tuple(cfg.train_dataloader.dataset.metainfo.classes) == tuple(sorted(CLASSES))
+    assert cfg.model.head.num_classes == 3 and any('are not all in the data' in line for line in lines)
     cfg = load_config(BCCD)
     set_data_root(cfg, str(voc_root), classes=['wedge', 'disc'])
     assert tuple(cfg.val_dataloader.dataset.metainfo.classes) == ('wedge', 'disc')
     assert cfg.model.head.num_classes == 2
+    cells = tmp_path / 'cells'  # the same folder with BCCD's class names, plus a fourth class
+    shutil.copytree(voc_root, cells)
+    for xml in (cells / 'Annotations').glob('*.xml'):
+        text = xml.read_text()
+        for old, new in (('disc', 'RBC'), ('block', 'WBC'), ('wedge', 'Platelets')):
+            text = text.replace(f'<name>{old}</name>', f'<name>{new}</name>', 1 if old == 'wedge' else -1)
+        xml.write_text(text)
+    cfg = load_config(BCCD)
+    set_data_root(cfg, str(cells))
+    assert tuple(cfg.train_dataloader.dataset.metainfo.classes) == ('RBC', 'WBC', 'Platelets')
+    assert cfg.train_dataloader.dataset.data_root == str(cells) and cfg.model.head.num_classes == 3
 
 
 def test_voc_config_on_a_coco_folder(coco_root):
