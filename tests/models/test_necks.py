@@ -22,6 +22,7 @@ BACKBONE_CONFIGS = {
     'MobileNetV2': dict(type='MobileNetV2', out_indices=(2, 3, 4)),
     'MobileNetV3': dict(type='MobileNetV3', arch='small', out_indices=(2, 3, 4)),
     'EfficientNet': dict(type='EfficientNet', arch='b0', out_indices=(2, 3, 4)),
+    'EfficientNetLite': dict(type='EfficientNetLite', arch='lite0', out_indices=(2, 3, 4)),
     'SNet': dict(type='SNet', arch='snet49', out_indices=(2, 3, 4)),
     'TorchvisionBackbone': dict(type='TorchvisionBackbone', name='resnet18',
                                 return_nodes=['layer2', 'layer3', 'layer4']),
@@ -101,7 +102,7 @@ def _backbone_feats(name):
         if name == 'fake':
             backbone = FakeBackbone()
         else:
-            problems = [p for p in _config_problems() if name in p]
+            problems = [p for p in _config_problems() if p.startswith(f'{name} ')]
             if problems:
                 pytest.fail('; '.join(problems))
             backbone = MODELS.build(BACKBONE_CONFIGS[name])

@@ -114,7 +114,10 @@ def test_onnxruntime_matches_pytorch(config: Path, tmp_path):
     meta = {p.key: json.loads(p.value) for p in graph.metadata_props}
     shape = tuple(meta['input_shape'][2:])
     assert shape == tuple(reversed(model.cfg.img_scale)) and meta['classes'] == ['a', 'b']
-    assert meta['mean'] == pytest.approx([123.675, 116.28, 103.53]) and meta['bgr_to_rgb'] is True
+    preprocessor = model.cfg.model.data_preprocessor  # the normalisation the config trains with
+    assert meta['mean'] == pytest.approx(list(preprocessor.get('mean', (123.675, 116.28, 103.53))))
+    assert meta['std'] == pytest.approx(list(preprocessor.get('std', (58.395, 57.12, 57.375))))
+    assert meta['bgr_to_rgb'] is True
     inputs = torch.randn(1, 3, *shape, generator=torch.Generator().manual_seed(1))
     results = _run_onnx(out, inputs)
     names = list(results)
