@@ -138,14 +138,15 @@ def test_inherited_evaluator_ann_file_and_head_classes_fail_before_training(tmp_
 def test_a_dataset_that_cannot_be_built_stops_with_its_reason(tmp_path):
     """A VOC folder whose xml classes are not the config's: the dataset's own error (naming the xml
     classes) stops the run as a config error, not as a traceback from inside the dataset."""
-    from det.engine.config import DataCheckError, check_before_run, load_config, set_data_root
+    from det.engine.config import DataCheckError, check_before_run, load_config
     cells = [('RBC', (5, 5, 30, 30)), ('WBC', (30, 10, 60, 40))]
     write_voc(tmp_path / 'voc', {f'img{i}': cells for i in range(2)}, 'train')
     write_voc(tmp_path / 'voc', {'val0': cells}, 'val')
     config = tmp_path / 'voc.py'
-    config.write_text(VOC_CONFIG.format(runtime=RUNTIME))
+    # The data root written into the config (--data-root would take the folder's classes instead).
+    root = repr(str(tmp_path / 'voc'))
+    config.write_text(VOC_CONFIG.format(runtime=RUNTIME).replace("'no/such/root'", root))
     cfg = load_config(str(config), work_dir=str(tmp_path / 'wd'))
-    set_data_root(cfg, str(tmp_path / 'voc'))
     with pytest.raises(DataCheckError, match=r"train dataset cannot be built: .*\['RBC', 'WBC'\]"):
         check_before_run(cfg)
 
