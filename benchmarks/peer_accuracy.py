@@ -153,7 +153,7 @@ def fit_epochs(args, work: Path, env, opts: list) -> int:
     checkpoint included) is trained first, outside the budget; its training starts when the data check
     writes its cache, so the start-up (imports, data check) counts once and not per epoch. The probe's
     epoch is the run's first, with the one-off kernel set-up, so the estimate errs short."""
-    from det.engine.config import CHECK_CACHE_NAME
+    from det.engine.preflight import CHECK_CACHE_NAME
     probe, log = work / 'det_epoch_probe', work / 'det_epoch_probe.log'
     shutil.rmtree(probe, ignore_errors=True)
     cmd = [sys.executable, 'tools/train.py', args.config, '--work-dir', str(probe), '--epochs', '1', *opts]

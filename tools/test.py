@@ -4,7 +4,7 @@
 ``--data-root`` works as in tools/train.py (the folder's val split is tested). Progress is logged about
 ten times on the way.
 
-The test set is checked first (``det.engine.config.check_before_run``, the table cached in the work
+The test set is checked first (``det.engine.preflight.check_before_run``, the table cached in the work
 dir): an image that cannot be read is named there and left out of evaluation, and the metric says what
 it covers ("evaluated on 31 of 32 images; 1 unreadable, listed above": printed, and as
 ``coco/coverage``, ``coco/images_evaluated``, ``coco/images_unreadable`` in the run's json,
@@ -29,14 +29,8 @@ from mmengine.runner import Runner
 
 import det.engine  # noqa: F401  (registers det's hooks and the atomic checkpoint backend)
 from det.engine import apply_machine_defaults, check_checkpoint_matches, close_distributed, setup_distributed
-from det.engine.config import (
-    DataCheckError,
-    _metric_cfgs,  # the evaluator's metric configs, in any form mmengine takes
-    add_data_root_options,
-    check_before_run,
-    load_config,
-    use_data_options,
-)
+from det.engine.config import add_data_root_options, load_config, metric_cfgs, use_data_options
+from det.engine.preflight import DataCheckError, check_before_run
 from det.inference import parse_tta_options, tta_config
 
 
@@ -68,9 +62,9 @@ def set_outfile_prefix(evaluator_cfg, prefix: str) -> None:
     """Have the test evaluator's first ``CocoMetric`` (``test_evaluator`` a dict, a list of metrics, or
     ``dict(type='Evaluator', metrics=...)``, as mmengine accepts) write its detections to
     ``{prefix}.bbox.json``."""
-    coco = [m for m in _metric_cfgs(evaluator_cfg) if m.get('type') in ('CocoMetric', 'det.CocoMetric')]
+    coco = [m for m in metric_cfgs(evaluator_cfg) if m.get('type') in ('CocoMetric', 'det.CocoMetric')]
     if not coco:
-        types = [m.get('type') for m in _metric_cfgs(evaluator_cfg)]
+        types = [m.get('type') for m in metric_cfgs(evaluator_cfg)]
         sys.exit(f'error: --out needs a CocoMetric in test_evaluator, which has {types}')
     coco[0]['outfile_prefix'] = prefix
 

@@ -7,7 +7,7 @@ another format are replaced by the folder's, and the classes and the heads' ``nu
 its annotations. A head that leaves ``num_classes`` out gets the train dataset's class count.
 
 Before the first step the datasets and the config are checked against each other
-(``det.engine.config.check_before_run``): a table of data problems is logged, and a head's
+(``det.engine.preflight.check_before_run``): a table of data problems is logged, and a head's
 ``num_classes`` or an evaluator ``ann_file`` that does not fit the data stops the run at once. Training
 images are checked from their headers (``--all-files`` decodes them all; an image whose pixel data is
 broken behind a sound header is skipped and named by the loader when training reaches it); validation
@@ -37,14 +37,8 @@ from det.engine import (
     setup_distributed,
 )
 from det.engine.checkpoints import load_checkpoint_safely
-from det.engine.config import (
-    DataCheckError,
-    add_data_root_options,
-    check_before_run,
-    load_config,
-    set_max_epochs,
-    use_data_options,
-)
+from det.engine.config import add_data_root_options, load_config, set_max_epochs, use_data_options
+from det.engine.preflight import DataCheckError, check_before_run
 from det.models.utils import describe_trainable
 
 

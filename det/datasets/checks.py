@@ -19,7 +19,7 @@ Two halves:
   ``stat``.
 
 :func:`format_report` renders the findings of one or more datasets as one table naming the files. The
-checks only report; whether a finding stops a run is the caller's decision (``det.engine.config``).
+checks only report; whether a finding stops a run is the caller's decision (``det.engine.preflight``).
 
 Unreadable images of a test-mode dataset are left out of evaluation rather than stopping a run: the
 run's start-up check registers them (:func:`leave_out_of_evaluation`), and det's datasets built in test
@@ -71,7 +71,7 @@ _LEFT_OUT = set()
 def leave_out_of_evaluation(paths) -> None:
     """Have det's test-mode datasets built after this call (in this process) leave the image files
     ``paths`` out: they cannot be read, and a test-mode pipeline cannot skip an image mid-run.
-    Called by the start-up check of a run (``det.engine.config.check_before_run``) unless it is strict."""
+    Called by the start-up check of a run (``det.engine.preflight.check_before_run``) unless it is strict."""
     _LEFT_OUT.update(paths)
 
 

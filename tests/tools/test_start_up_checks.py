@@ -138,7 +138,8 @@ def test_inherited_evaluator_ann_file_and_head_classes_fail_before_training(tmp_
 def test_a_dataset_that_cannot_be_built_stops_with_its_reason(tmp_path):
     """A VOC folder whose xml classes are not the config's: the dataset's own error (naming the xml
     classes) stops the run as a config error, not as a traceback from inside the dataset."""
-    from det.engine.config import DataCheckError, check_before_run, load_config
+    from det.engine.config import load_config
+    from det.engine.preflight import DataCheckError, check_before_run
     cells = [('RBC', (5, 5, 30, 30)), ('WBC', (30, 10, 60, 40))]
     write_voc(tmp_path / 'voc', {f'img{i}': cells for i in range(2)}, 'train')
     write_voc(tmp_path / 'voc', {'val0': cells}, 'val')

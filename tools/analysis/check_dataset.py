@@ -26,13 +26,8 @@ import time
 
 from mmengine.config import DictAction
 
-from det.engine.config import (
-    CHECK_CACHE_NAME,
-    add_data_root_options,
-    check_run,
-    load_config,
-    use_data_options,
-)
+from det.engine.config import add_data_root_options, load_config, use_data_options
+from det.engine.preflight import CHECK_CACHE_NAME, check_run
 
 
 def parse_args(argv=None):
