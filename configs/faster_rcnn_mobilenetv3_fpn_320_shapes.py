@@ -35,7 +35,7 @@ model = dict(
     roi_head=dict(
         type='StandardRoIHead', num_classes=5,
         # torchvision pools levels '0' and '1' (both stride 32), and its level rule sends every RoI to '0'.
-        roi_extractor=dict(type='RoIAlignExtractor', featmap_indices=(0,), output_size=7, sampling_ratio=2),
+        roi_extractor=dict(type='RoIAlignExtractor', in_index=0, output_size=7, sampling_ratio=2),
         num_fcs=2, fc_channels=1024,
         assigner=dict(type='MaxIoUAssigner', pos_iou_thr=0.5, neg_iou_thr=0.5, match_low_quality=False),
         sampler=dict(type='RandomSampler', num=512, pos_fraction=0.25),

@@ -31,7 +31,7 @@ model = dict(
     sam=dict(type='SAM'),
     roi_head=dict(
         type='StandardRoIHead', num_classes=5,
-        roi_extractor=dict(type='PSRoIAlignExtractor', featmap_index=0, output_size=7, sampling_ratio=2),
+        roi_extractor=dict(type='PSRoIAlignExtractor', in_index=0, output_size=7, sampling_ratio=2),
         num_fcs=1, fc_channels=1024,
         assigner=dict(type='MaxIoUAssigner', pos_iou_thr=0.5, neg_iou_thr=0.5, match_low_quality=False),
         sampler=dict(type='RandomSampler', num=512, pos_fraction=0.25),

@@ -36,7 +36,7 @@ class TwoStageDetector(BaseDetector):
         self.rpn_head = MODELS.build(dict(dict(in_channels=channels, strides=strides), **rpn_head))
         self.sam = None
         if sam is not None:
-            if len(self.rpn_head.in_indices) != 1 or len(channels) != 1:
+            if len(self.rpn_head.in_index) != 1 or len(channels) != 1:
                 raise ValueError('SAM re-weights one map with the RPN feature of that map: the neck must '
                                  f'give one level (it gives strides {strides}) and the RPN read it')
             self.sam = MODELS.build(dict(dict(rpn_channels=self.rpn_head.feat_channels,

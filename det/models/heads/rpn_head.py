@@ -25,7 +25,7 @@ class RPNHead(BaseModule):
 
     Args:
         in_channels / strides: of every level the detector passes (filled in from the neck); the levels
-            read (``in_indices``, default all) must have equal channels.
+            read (``in_index``: one level or a sequence of them, default all) must have equal channels.
         feat_channels: channels of the shared conv (default ``in_channels``, torchvision's choice).
         depthwise_kernel: None: the shared conv is a 3x3 conv (Faster R-CNN); k: a k x k depthwise conv
             followed by a 1x1 conv to ``feat_channels`` (ThunderNet: k = 5, 256 channels).
@@ -44,22 +44,24 @@ class RPNHead(BaseModule):
     """
 
     def __init__(self, in_channels, strides, anchor_generator: dict, feat_channels: int = None,
-                 depthwise_kernel: int = None, in_indices=None, assigner: dict = None, sampler: dict = None,
+                 depthwise_kernel: int = None, in_index=None, assigner: dict = None, sampler: dict = None,
                  bbox_coder: dict = None, loss_cls: dict = None, loss_bbox: dict = None,
                  train_cfg: dict = None, test_cfg: dict = None, min_bbox_size: float = 1e-3, init_cfg=None):
         super().__init__(init_cfg=init_cfg)
-        in_indices = list(range(len(strides))) if in_indices is None else list(in_indices)
-        if not in_indices or any(not -len(strides) <= i < len(strides) for i in in_indices):
-            raise IndexError(f'in_indices {in_indices} must pick levels of the {len(strides)} given')
-        self.in_indices = [i % len(strides) for i in in_indices]
-        channels = {int(in_channels[i]) for i in self.in_indices}
+        if in_index is None:
+            in_index = range(len(strides))
+        in_index = [in_index] if isinstance(in_index, int) else list(in_index)
+        if not in_index or any(not -len(strides) <= i < len(strides) for i in in_index):
+            raise IndexError(f'in_index {in_index} must pick levels of the {len(strides)} given')
+        self.in_index = [i % len(strides) for i in in_index]
+        channels = {int(in_channels[i]) for i in self.in_index}
         if len(channels) != 1:
-            raise ValueError(f'the RPN shares one conv across levels; levels {self.in_indices} have '
-                             f'channels {[in_channels[i] for i in self.in_indices]}')
+            raise ValueError(f'the RPN shares one conv across levels; levels {self.in_index} have '
+                             f'channels {[in_channels[i] for i in self.in_index]}')
         in_ch = channels.pop()
         self.feat_channels = feat_channels or in_ch
         self.anchor_generator = TASK_UTILS.build(
-            dict(anchor_generator, strides=[strides[i] for i in self.in_indices]))
+            dict(anchor_generator, strides=[strides[i] for i in self.in_index]))
         num_anchors = set(self.anchor_generator.num_base_anchors)
         if len(num_anchors) != 1:
             raise ValueError('the RPN shares its 1x1 convs across levels, so every level needs the same '
@@ -92,7 +94,7 @@ class RPNHead(BaseModule):
     def forward(self, feats) -> tuple:
         """``feats``: the neck's tuple; see the class doc for the outputs."""
         cls_scores, bbox_preds, rpn_feats = [], [], []
-        for i in self.in_indices:
+        for i in self.in_index:
             x = torch.relu(self.rpn_conv(feats[i]))
             rpn_feats.append(x)
             cls_scores.append(self.rpn_cls(x))
