@@ -34,8 +34,9 @@ NECK_CONFIGS = [
     dict(type='SPPF', act='leaky_relu'),
     dict(type='SPPNetPooling'),
     dict(type='CEM'),
+    dict(type='HybridEncoder', out_channels=16, num_heads=2, ffn_dims=32, num_blocks=1),
 ]
-NECK_IDS = ['RetinaFPN', 'PAFPN-bilinear', 'SPP', 'SPPF-leaky', 'SPPNetPooling', 'CEM']
+NECK_IDS = ['RetinaFPN', 'PAFPN-bilinear', 'SPP', 'SPPF-leaky', 'SPPNetPooling', 'CEM', 'HybridEncoder']
 IMG_HW = (96, 64)
 
 

@@ -1,2 +1,2 @@
 # Each module here registers itself; add one import line per module.
-from . import cem, fpn, sam, spp  # noqa: F401
+from . import cem, fpn, hybrid_encoder, sam, spp  # noqa: F401
