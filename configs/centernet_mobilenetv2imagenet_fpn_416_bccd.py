@@ -1,45 +1,11 @@
-# CenterNet with the TTFNet recipe (centernet_mobilenetv2_fpn_416_bccd_recipe.py's head, data and
-# augmentation) on torchvision's ImageNet MobileNetV2 (width 1.0), fine-tuned as
-# centernet_efficientnetlite0_fpn_416_bccd.py. The weights are named, not shipped: 'torchvision://
-# mobilenet_v2' is torchvision's default MobileNet_V2_Weights file in torch.hub's cache
-# ($TORCH_HOME/hub/checkpoints), downloaded there on first use; offline the run stops at once, naming
-# the file and the folder to copy it into. The normalisation is the weights' (ImageNet mean / std, RGB).
-_base_ = ['_base_/default_runtime.py', '_base_/datasets/bccd_416.py',
-          '_base_/schedules/adamw_finetune_6e.py']
-
+# centernet_mobilenetv2_fpn_416_bccd_recipe.py (TTFNet's box regression, the recipe's augmentation) on
+# torchvision's ImageNet MobileNetV2 (width 1.0, 'torchvision://mobilenet_v2',
+# _base_/models/pretrained_backbones.py), fine-tuned as centernet_efficientnetlite0_fpn_416_bccd.py.
+_base_ = ['_base_/default_runtime.py', '_base_/models/ttfnet.py', '_base_/models/pretrained_backbones.py',
+          '_base_/datasets/bccd_416.py', '_base_/schedules/adamw_finetune_6e.py']
 model = dict(
-    type='SingleStageDetector',
-    data_preprocessor=dict(type='DetDataPreprocessor', mean=(123.675, 116.28, 103.53),
-                           std=(58.395, 57.12, 57.375), bgr_to_rgb=True, pad_size_divisor=32,
-                           channels_last=True),
-    # Strides 4/8/16/32 with 24/32/96/1280 channels.
-    backbone=dict(type='MobileNetV2', widen_factor=1.0, out_indices=(1, 2, 3, 4), frozen_stages=0,
-                  norm_eval=True, init_cfg=dict(type='Pretrained', checkpoint='torchvision://mobilenet_v2')),
-    # Reads the finest (stride-4) FPN level only, so only its output conv is built.
-    neck=dict(type='FPN', out_channels=64, out_indices=(0,)),
-    # TTFNet box regression: 4 side distances per pixel, GIoU on decoded boxes, elliptical Gaussians.
-    head=dict(type='CenterNetHead', num_classes=3, in_index=0, feat_channels=64,
-              target_generator=dict(type='TTFNetTargetGenerator', alpha=0.54, beta=0.54),
-              loss_heatmap=dict(type='GaussianFocalLoss', alpha=2.0, beta=4.0, loss_weight=1.0),
-              loss_bbox=dict(type='GIoULoss', loss_weight=5.0),
-              test_cfg=dict(score_thr=0.0, nms=None, max_per_img=100, topk=100)),
-)
-
-img_scale = (416, 416)
-# Affine and HSV on the original 640x480 image, then the letterbox of the test data; boxes left with
-# less than 20% of their area in view are dropped.
-albu = dict(type='Albu', min_visibility=0.2, transforms=[
-    dict(type='Affine', scale=(0.8, 1.2), translate_percent=(-0.1, 0.1), fill=114, p=0.5),
-    dict(type='HueSaturationValue', hue_shift_limit=10, sat_shift_limit=30, val_shift_limit=20, p=0.5),
-    dict(type='HorizontalFlip', p=0.5), dict(type='VerticalFlip', p=0.5)])
-train_pipeline = [
-    dict(type='LoadImageFromFile', on_error='skip'),
-    dict(type='LoadAnnotations'),
-    albu,
-    dict(type='Resize', scale=img_scale, keep_ratio=True),
-    dict(type='Pad', size=img_scale),
-    dict(type='PackDetInputs'),
-]
-train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
-# bf16 autocast + channels-last, as the main job (weights, gradients and optimizer state stay fp32).
-optim_wrapper = dict(type='AutocastOptimWrapper')
+    backbone=dict(_base_.mobilenet_v2, _delete_=True, out_indices=(1, 2, 3, 4)),
+    neck=dict(out_channels=64),
+    head=dict(num_classes=3, feat_channels=64))
+train_dataloader = dict(dataset=dict(pipeline=_base_.recipe_pipeline))
+optim_wrapper = dict(type='AutocastOptimWrapper')  # bf16, with the channels-last input, as the main job

@@ -1,25 +1,6 @@
-# YOLO v1 on BCCD blood-cell images (VOC layout; RBC, WBC, Platelets), letterboxed to 416x416, grid at
-# stride 8 (52x52 cells). Trained from scratch on trainval (292 images), evaluated on test (72).
-_base_ = ['_base_/default_runtime.py', '_base_/datasets/bccd_416.py',
+# YOLO v1 (_base_/models/yolo_v1.py) on BCCD blood-cell images letterboxed to 416x416, grid at stride 8
+# (52x52 cells). Trained from scratch in fp32 on trainval (292 images), evaluated on test (72).
+_base_ = ['_base_/default_runtime.py', '_base_/models/yolo_v1.py', '_base_/datasets/bccd_416.py',
           '_base_/schedules/adamw_cosine_16e.py']
-
-model = dict(
-    type='SingleStageDetector',
-    data_preprocessor=dict(type='DetDataPreprocessor', mean=(123.675, 116.28, 103.53),
-                           std=(58.395, 57.12, 57.375), bgr_to_rgb=True, pad_size_divisor=32),
-    backbone=dict(type='MobileNetV2', widen_factor=0.5, out_indices=(2, 3, 4)),
-    # Reads the finest FPN level only, so only its output conv is built (every parameter trains).
-    neck=dict(type='FPN', out_channels=96, out_indices=(0,)),
-    head=dict(type='YOLOV1Head', num_classes=3, in_index=0, num_boxes=2, feat_channels=128, num_convs=2,
-              # Box sizes are encoded relative to the 416x416 training input, however a batch is padded.
-              bbox_coder=dict(type='YOLOV1BBoxCoder', wh_norm=416),
-              # The paper's eq. 3 term by term: lambda_coord 5, lambda_noobj 0.5, sqrt(w), sqrt(h). The
-              # confidence uses cross-entropy: the paper's squared error stalls with thousands of
-              # predictors (see YOLOV1Head); dict(type='MSELoss', use_sigmoid=True) restores it.
-              loss_xy=dict(type='MSELoss', loss_weight=5.0),
-              loss_wh=dict(type='MSELoss', loss_weight=5.0),
-              loss_obj=dict(type='BinaryCrossEntropyLoss', loss_weight=1.0),
-              loss_noobj=dict(type='BinaryCrossEntropyLoss', loss_weight=0.5),
-              loss_cls=dict(type='MSELoss', loss_weight=1.0),
-              test_cfg=dict(score_thr=0.01, nms=dict(iou_thr=0.5), max_per_img=100, topk=1000)),
-)
+model = dict(data_preprocessor=dict(channels_last=False),
+             head=dict(num_classes=3, bbox_coder=dict(wh_norm=416)))

@@ -17,6 +17,7 @@ from det.datasets.folders import (
     detect_folder,
     format_names,
 )
+from det.engine.schedules import end_schedules_with_training
 from det.registry import DATASETS, MODELS
 
 
@@ -28,6 +29,7 @@ def load_config(path: str, cfg_options: dict = None, work_dir: str = None) -> Co
     cfg = Config.fromfile(path)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+    end_schedules_with_training(cfg)
     cfg.setdefault('default_scope', 'det')
     if work_dir is not None:
         cfg.work_dir = work_dir

@@ -150,3 +150,24 @@ def test_fine_tuning_config_freezes_the_stem_and_scales_the_backbone_lr(torch_ho
     lrs = {ids[id(p)]: group['lr'] for group in wrapper.optimizer.param_groups for p in group['params']}
     assert lrs['backbone.layers.1.0.block.0.0.weight'] == pytest.approx(0.25 * base_lr)
     assert lrs['head.heatmap_branch.0.weight'] == pytest.approx(base_lr)
+
+
+def test_mobilenet_v3_config_loads_torchvision_weights_from_the_cache(torch_home):
+    """configs/centernet_mobilenetv3imagenet_fpn_416_bccd.py as shipped (its normalisation, its
+    backbone): torchvision's mobilenet_v3_large file in the cache gives torchvision's features at the
+    four levels the neck reads (strides 4-32), and nothing is downloaded."""
+    cache, attempts = torch_home
+    weights = torchvision.models.MobileNet_V3_Large_Weights.DEFAULT
+    tv = cached(cache, torchvision.models.mobilenet_v3_large, weights)
+    init_default_scope('det')
+    cfg = Config.fromfile(CONFIGS / 'centernet_mobilenetv3imagenet_fpn_416_bccd.py')
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    model.eval()
+    x = torch.randn(1, 3, 64, 64)
+    nodes = ['features.3', 'features.6', 'features.12', 'features.16']
+    with torch.no_grad():
+        expected = list(create_feature_extractor(tv.eval(), nodes)(x).values())
+        outs = model.backbone(x)
+    assert len(outs) == 4 and all(torch.equal(out, exp) for out, exp in zip(outs, expected))
+    assert not attempts

@@ -9,6 +9,7 @@ from mmengine.registry import DefaultScope
 from mmengine.structures import InstanceData
 
 import det.models  # noqa: F401  (registers the modules)
+from det.engine.config import set_num_classes
 from det.models.backbones.pretrained import needs_conversion
 from det.registry import MODELS
 from det.structures import DetDataSample
@@ -42,6 +43,7 @@ def _train_step(config: Path, device: str = 'cpu', autocast_dtype=None) -> torch
     download or a wheel) is left out, which changes no parameter's ``requires_grad`` (frozen stages and
     ``norm_eval`` stay); tests/models/test_pretrained_by_name.py and test_efficientnet_lite.py load them."""
     cfg = Config.fromfile(str(config))
+    set_num_classes(cfg, 3)  # configs for one's own data take the class count from it
     if needs_conversion(cfg.model.backbone.get('init_cfg')):
         cfg.model.backbone.init_cfg = None
     torch.manual_seed(0)

