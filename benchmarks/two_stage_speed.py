@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 import torch
-from mmengine.config import Config
 from mmengine.logging import MMLogger
 from mmengine.registry import DefaultScope
 from mmengine.structures import InstanceData
@@ -33,6 +32,7 @@ from torchvision.models.detection import fasterrcnn_mobilenet_v3_large_320_fpn
 from torchvision.models.detection.image_list import ImageList
 
 import det.models  # noqa: F401  (registers the modules)
+from det.engine.config import load_config
 from det.registry import MODELS
 from det.structures import DetDataSample
 
@@ -65,7 +65,7 @@ class DetRunner:
     """One of det's configs: a training step and an inference call on a list of images."""
 
     def __init__(self, config: str):
-        cfg = Config.fromfile(str(REPO / config))
+        cfg = load_config(REPO / config)
         with DefaultScope.overwrite_default_scope('det'):
             self.model = MODELS.build(cfg.model)
         logger = MMLogger.get_current_instance()

@@ -1,4 +1,5 @@
 """What the analysis tools share: a config's dataset for one split, a detections file, figures as PNGs.
+(Configs are read by ``det.engine.config.load_config``, as in every tool.)
 
 Figures are ``matplotlib.figure.Figure`` objects drawn with the Agg canvas directly, without pyplot, so
 the tools need no display, keep no global figure state and can be called in-process by tests.
@@ -12,16 +13,6 @@ from matplotlib.figure import Figure
 from mmengine.config import Config
 
 from det.registry import DATASETS
-
-
-def load_config(path: str, cfg_options: dict = None) -> Config:
-    """The config at ``path`` with ``--cfg-options`` overrides merged in."""
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'config not found: {path}')
-    cfg = Config.fromfile(path)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    return cfg
 
 
 def build_split_dataset(cfg: Config, split: str):
