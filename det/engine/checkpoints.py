@@ -95,14 +95,10 @@ def check_checkpoint_matches(model, path: str) -> dict:
     if missing or unexpected or wrong_shape:
         def head(keys):
             return ', '.join(keys[:5]) + (f' ... ({len(keys)} in all)' if len(keys) > 5 else '')
-        problems = []
-        if missing:
-            problems.append(f'missing from the checkpoint: {head(missing)}')
-        if unexpected:
-            problems.append(f'not in this model: {head(unexpected)}')
-        if wrong_shape:
-            problems.append('shape differs: ' + head(
-                [f'{k} {tuple(saved[k].shape)} vs {tuple(own[k].shape)}' for k in wrong_shape]))
+        shapes = [f'{k} {tuple(saved[k].shape)} vs {tuple(own[k].shape)}' for k in wrong_shape]
+        problems = [f'{what}: {head(keys)}' for what, keys in (
+            ('missing from the checkpoint', missing), ('not in this model', unexpected),
+            ('shape differs', shapes)) if keys]
         raise ValueError(f'checkpoint {path} was not saved from this model ({"; ".join(problems)})')
     return checkpoint
 
