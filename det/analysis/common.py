@@ -28,11 +28,12 @@ def build_split_dataset(cfg: Config, split: str):
     return dataset
 
 
-def load_detections(path: str) -> list:
+def load_detections(path: str, ann_json: str = None) -> list:
     """The detections list of a COCO results json; a missing file, another type or an empty list is an
-    error naming the file."""
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'no such file: {path}')
+    error naming the file, as is a missing ``ann_json`` (the annotations they are scored against)."""
+    for needed in (ann_json, path):
+        if needed is not None and not osp.isfile(needed):
+            raise FileNotFoundError(f'no such file: {needed}')
     with open(path) as f:
         dets = json.load(f)
     if not isinstance(dets, list):
