@@ -68,17 +68,16 @@ def _epochs_arg(text: str):
 # ------------------------------------------------------------------------------------------- data
 
 
-def _leaf(dataset):
-    while hasattr(dataset, 'dataset'):
-        dataset = dataset.dataset
-    return dataset
-
-
 def load_split(cfg, split: str):
     """The leaf dataset of ``cfg``'s ``{split}_dataloader`` (wrappers removed), fully initialised."""
     import det.datasets  # noqa: F401  (registers the datasets)
+    from det.engine.config import leaf_datasets
     from det.registry import DATASETS
-    dataset = _leaf(DATASETS.build(cfg[f'{split}_dataloader']['dataset']))
+    leaves = leaf_datasets(DATASETS.build(cfg[f'{split}_dataloader']['dataset']))
+    if len(leaves) != 1:
+        raise ValueError(f'{split}_dataloader.dataset wraps {len(leaves)} datasets; the peer comparison '
+                         'exports one')
+    dataset = leaves[0]
     dataset.full_init()
     return dataset
 
@@ -260,13 +259,13 @@ def main(argv=None):
     args = parse_args(argv)
     if args.yolo_worker:
         return yolo_worker(args.yolo_worker)
-    from mmengine.config import Config, DictAction
+    from mmengine.config import DictAction
 
+    from det.engine.config import load_config
     from det.evaluation import evaluate_coco
-    cfg = Config.fromfile(args.config)
     # The same overrides for the data both runs use as for det's training.
-    cfg.merge_from_dict({k: DictAction._parse_iterable(v) for k, v in
-                         (kv.split('=', 1) for kv in args.det_options)})
+    cfg = load_config(args.config, {k: DictAction._parse_iterable(v) for k, v in
+                                    (kv.split('=', 1) for kv in args.det_options)})
     work = Path(args.work_dir or REPO / 'work_dirs' / 'peer_accuracy' / Path(args.config).stem).resolve()
     work.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))

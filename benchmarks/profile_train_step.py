@@ -125,14 +125,16 @@ def profile(config: str, args, work: Path) -> dict:
     from mmengine.runner import Runner
 
     import det.engine  # noqa: F401  (registers det's hooks and optim wrappers)
-    from det.engine.config import _leaf_dataset_cfgs, load_config
+    from det.engine import use_safe_checkpoints
+    from det.engine.config import leaf_dataset_cfgs, load_config
     from det.engine.machine import apply_machine_defaults
 
     torch.set_num_threads(args.threads)
     name = Path(config).stem
     cfg = load_config(config, work_dir=str(work / name))
+    use_safe_checkpoints(cfg)  # its hooks (the non-finite loss stop) run in every step, as in tools/train.py
     num_train = 8 * (args.steps + 2)
-    for leaf in _leaf_dataset_cfgs(cfg.train_dataloader.dataset):
+    for leaf in leaf_dataset_cfgs(cfg.train_dataloader.dataset):
         leaf.update(data_root=str(work / f'shapes_{num_train}'), num_train=num_train, num_val=8)
     if args.num_workers is not None:
         cfg.train_dataloader.num_workers = args.num_workers

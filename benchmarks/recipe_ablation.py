@@ -35,6 +35,8 @@ from pathlib import Path
 
 from mmengine.config import Config
 
+from det.engine.config import load_config
+
 REPO = Path(__file__).resolve().parents[1]
 VARIANTS = ('plain', 'recipe', 'no-mixup', 'no-mosaic', 'no-affine-hsv', 'l1-boxes', 'ema')
 COLUMNS = ('AP', 'AP50', 'AP75', 'AP_vt', 'AP_t', 'AP_s', 'AP_m', 'AP_l')
@@ -152,7 +154,7 @@ def table(results: list) -> str:
 
 def main(argv=None):
     args = parse_args(argv)
-    recipe, plain = Config.fromfile(args.config), Config.fromfile(args.plain)
+    recipe, plain = load_config(args.config), load_config(args.plain)
     work = Path(args.work_dir or REPO / 'work_dirs' / 'recipe_ablation' / Path(args.config).stem).resolve()
     # Every variant's config is built first, so a config that does not fit fails before any training.
     configs = {name: variant_config(name, recipe, plain, args.epochs) for name in args.variants}

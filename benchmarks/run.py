@@ -64,15 +64,13 @@ def parse_args(argv=None):
 def single_stage_configs() -> list:
     """Shipped configs (links resolved) whose model is a ``SingleStageDetector``, with whether they
     train on the shapes data: ``[(path, trains_on_shapes)]``."""
-    from mmengine.config import Config
-
-    from det.engine.config import _leaf_dataset_cfgs
+    from det.engine.config import leaf_dataset_cfgs, load_config
     found = []
     for path in sorted({p.resolve() for p in (REPO / 'configs').glob('*.py')}):
-        cfg = Config.fromfile(str(path))
+        cfg = load_config(path)
         if cfg.model.get('type') != 'SingleStageDetector':
             continue
-        leaves = _leaf_dataset_cfgs(cfg.train_dataloader.dataset)
+        leaves = leaf_dataset_cfgs(cfg.train_dataloader.dataset)
         found.append((path, all(leaf.get('type') == 'ShapesDataset' for leaf in leaves)))
     return found
 
@@ -116,12 +114,14 @@ def worker_det_train(spec: dict) -> dict:
     from mmengine.runner import Runner
 
     import det.engine  # noqa: F401  (registers det's hooks and optim wrappers)
-    from det.engine.config import _leaf_dataset_cfgs, load_config
+    from det.engine import use_safe_checkpoints
+    from det.engine.config import leaf_dataset_cfgs, load_config
     from det.engine.machine import apply_machine_defaults
 
     torch.set_num_threads(spec['threads'])
     cfg = load_config(spec['config'], work_dir=spec['work_dir'])
-    for leaf in _leaf_dataset_cfgs(cfg.train_dataloader.dataset):
+    use_safe_checkpoints(cfg)  # its hooks (the non-finite loss stop) run in every step, as in tools/train.py
+    for leaf in leaf_dataset_cfgs(cfg.train_dataloader.dataset):
         leaf.update(data_root=spec['data_root'], num_train=spec['num_train'], num_val=spec['num_val'])
     cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=spec['steps'], val_interval=10 ** 9)
     cfg.param_scheduler = None
@@ -199,11 +199,11 @@ def worker_latency(spec: dict) -> dict:
     import numpy as np
     import torch
     import torchvision
-    from mmengine.config import Config
     from mmengine.registry import DefaultScope
     from ultralytics import YOLO
 
     import det.models  # noqa: F401  (registers the modules)
+    from det.engine.config import load_config
     from det.models.utils import fuse_conv_bn
     from det.registry import MODELS
     from det.structures import DetDataSample
@@ -227,7 +227,7 @@ def worker_latency(spec: dict) -> dict:
     candidates = {}
     for config in spec['configs']:
         with DefaultScope.overwrite_default_scope('det'):
-            model = MODELS.build(Config.fromfile(config).model)
+            model = MODELS.build(load_config(config).model)
         model.eval()
         model.data_preprocessor.channels_last = False  # the fp32 NCHW baseline
         fast = fuse_conv_bn(copy.deepcopy(model)).to(memory_format=torch.channels_last)

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from mmengine.config import Config
 from torchvision.ops import box_iou
 
 from det.apis import init_detector
 from det.datasets.transforms import LoadImageFromFile
+from det.engine.config import load_config
 from det.inference.slicing import sliced_predict
 from det.inference.views import split_test_pipeline
 from det.registry import DATASETS
@@ -79,7 +79,7 @@ def main(argv=None):
     parser.add_argument('--score-thr', type=float, default=0.3)
     args = parser.parse_args(argv)
 
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config)
     dataset = cfg.val_dataloader.dataset
     data_root = Path(dataset.data_root)
     model = init_detector(cfg, args.checkpoint)

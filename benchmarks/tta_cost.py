@@ -11,10 +11,10 @@ import platform
 import time
 
 import torch
-from mmengine.config import Config
 
 from det.apis import init_detector
 from det.datasets.transforms import LoadImageFromFile
+from det.engine.config import load_config
 from det.inference import multi_view_predict, split_test_pipeline
 from det.registry import DATASETS
 
@@ -34,7 +34,7 @@ def main(argv=None):
     parser.add_argument('--images', type=int, default=32)
     parser.add_argument('--batch', type=int, default=8)
     args = parser.parse_args(argv)
-    cfg = Config.fromfile(args.config)
+    cfg = load_config(args.config)
     model = init_detector(cfg, args.checkpoint)
     dataset = DATASETS.build(cfg.val_dataloader.dataset)
     loader = LoadImageFromFile(on_error='raise')

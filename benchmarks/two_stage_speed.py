@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 
 import torch
-from mmengine.config import Config
 from mmengine.logging import MMLogger
 from mmengine.registry import DefaultScope
 from mmengine.structures import InstanceData
@@ -33,6 +32,7 @@ from torchvision.models.detection import fasterrcnn_mobilenet_v3_large_320_fpn
 from torchvision.models.detection.image_list import ImageList
 
 import det.models  # noqa: F401  (registers the modules)
+from det.engine.config import load_config
 from det.registry import MODELS
 from det.structures import DetDataSample
 
@@ -61,11 +61,28 @@ def make_images(num: int, seed: int = 0) -> list:
     return data
 
 
-class DetRunner:
-    """One of det's configs: a training step and an inference call on a list of images."""
+class Runner:
+    """A training step (SGD) and an inference call on a list of ``(image, boxes, labels)``; subclasses
+    give the model's ``losses`` and ``predict`` on a batch."""
+
+    def train_step(self, batch):
+        self.model.train()
+        losses = self.losses(batch)
+        self.optim.zero_grad()
+        sum(losses.values()).backward()
+        self.optim.step()
+
+    @torch.no_grad()
+    def infer(self, batch):
+        self.model.eval()
+        return self.predict(batch)
+
+
+class DetRunner(Runner):
+    """One of det's configs."""
 
     def __init__(self, config: str):
-        cfg = Config.fromfile(str(REPO / config))
+        cfg = load_config(REPO / config)
         with DefaultScope.overwrite_default_scope('det'):
             self.model = MODELS.build(cfg.model)
         logger = MMLogger.get_current_instance()
@@ -86,20 +103,14 @@ class DetRunner:
             samples.append(s)
         return samples
 
-    def train_step(self, batch):
-        self.model.train()
-        losses = self.model.loss(torch.stack([b[0] for b in batch]), self._samples(batch))
-        self.optim.zero_grad()
-        sum(losses.values()).backward()
-        self.optim.step()
+    def losses(self, batch):
+        return self.model.loss(torch.stack([b[0] for b in batch]), self._samples(batch))
 
-    @torch.no_grad()
-    def infer(self, batch):
-        self.model.eval()
+    def predict(self, batch):
         return self.model.predict_in_input_pixels(torch.stack([b[0] for b in batch]), self._samples(batch))
 
 
-class TorchvisionRunner:
+class TorchvisionRunner(Runner):
     """torchvision's model, part by part (its forward without the in-model transform)."""
 
     def __init__(self):
@@ -114,16 +125,10 @@ class TorchvisionRunner:
         detections, roi_losses = self.model.roi_heads(feats, proposals, images.image_sizes, targets)
         return detections, {**rpn_losses, **roi_losses}
 
-    def train_step(self, batch):
-        self.model.train()
-        _, losses = self._run(batch, [dict(boxes=b, labels=lab + 1) for _, b, lab in batch])
-        self.optim.zero_grad()
-        sum(losses.values()).backward()
-        self.optim.step()
+    def losses(self, batch):
+        return self._run(batch, [dict(boxes=b, labels=lab + 1) for _, b, lab in batch])[1]
 
-    @torch.no_grad()
-    def infer(self, batch):
-        self.model.eval()
+    def predict(self, batch):
         return self._run(batch)[0]
 
 

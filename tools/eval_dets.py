@@ -16,8 +16,7 @@ from det.evaluation.coco_eval import (
     DEFAULT_BACKEND,
     DEFAULT_TIERS,
     evaluate_coco,
-    format_per_class_table,
-    format_tier_table,
+    format_report,
     load_coco_gt,
     parse_tier,
 )
@@ -52,11 +51,7 @@ def main(argv=None):
         result = evaluate_coco(gt, dets, tiers=args.tiers or DEFAULT_TIERS, backend=args.backend)
     except ValueError as e:
         sys.exit(f'error: {args.dets_json}: {e}')
-    print(result.summary)
-    print('\nAP / AR100 by size tier (sqrt(area) in pixels):')
-    print(format_tier_table(result))
-    print('\nPer-class AP:')
-    print(format_per_class_table(result))
+    print(format_report(result))
     if args.out:
         with open(args.out, 'w') as f:
             json.dump(result.to_dict(), f, indent=2)

@@ -101,11 +101,13 @@ def main(argv=None):
         # COCO json, e.g. VOC data, so tools/eval_dets.py can score the detections later).
         prefix = args.out[:-len('.json')] if args.out.endswith('.json') else args.out
         set_outfile_prefix(cfg.test_evaluator, prefix)
+    hooks = list(cfg.get('custom_hooks') or [])  # a config may set none
     if args.show_dir:
-        cfg.custom_hooks.append(dict(type='ShowPredictionsHook', out_dir=osp.abspath(args.show_dir),
-                                     score_thr=args.show_score_thr))
+        hooks.append(dict(type='ShowPredictionsHook', out_dir=osp.abspath(args.show_dir),
+                          score_thr=args.show_score_thr))
     if not args.no_fuse:
-        cfg.custom_hooks.append(dict(type='FuseConvBNHook'))
+        hooks.append(dict(type='FuseConvBNHook'))
+    cfg.custom_hooks = hooks
     if args.tta:
         try:
             tta_config(cfg, **parse_tta_options(args.tta))

@@ -35,6 +35,7 @@ from det.engine import (
     close_distributed,
     find_resume_checkpoint,
     setup_distributed,
+    use_safe_checkpoints,
 )
 from det.engine.checkpoints import load_checkpoint_safely
 from det.engine.config import add_data_root_options, load_config, set_max_epochs, use_data_options
@@ -72,6 +73,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     cfg = load_config(args.config, args.cfg_options, args.work_dir)
+    use_safe_checkpoints(cfg)  # atomic, weights-only-loadable checkpoints; a stop on non-finite losses
     try:
         use_data_options(cfg, args, split='train')
     except ValueError as error:  # FolderFormatError: the folder cannot serve the config's datasets

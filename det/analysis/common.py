@@ -1,4 +1,5 @@
 """What the analysis tools share: a config's dataset for one split, a detections file, figures as PNGs.
+(Configs are read by ``det.engine.config.load_config``, as in every tool.)
 
 Figures are ``matplotlib.figure.Figure`` objects drawn with the Agg canvas directly, without pyplot, so
 the tools need no display, keep no global figure state and can be called in-process by tests.
@@ -14,16 +15,6 @@ from mmengine.config import Config
 from det.registry import DATASETS
 
 
-def load_config(path: str, cfg_options: dict = None) -> Config:
-    """The config at ``path`` with ``--cfg-options`` overrides merged in."""
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'config not found: {path}')
-    cfg = Config.fromfile(path)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    return cfg
-
-
 def build_split_dataset(cfg: Config, split: str):
     """The dataset of ``cfg.<split>_dataloader`` with that split's own pipeline (the training one,
     augmentations included, for 'train'). Unknown or empty splits raise ``ValueError``."""
@@ -37,11 +28,12 @@ def build_split_dataset(cfg: Config, split: str):
     return dataset
 
 
-def load_detections(path: str) -> list:
+def load_detections(path: str, ann_json: str = None) -> list:
     """The detections list of a COCO results json; a missing file, another type or an empty list is an
-    error naming the file."""
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'no such file: {path}')
+    error naming the file, as is a missing ``ann_json`` (the annotations they are scored against)."""
+    for needed in (ann_json, path):
+        if needed is not None and not osp.isfile(needed):
+            raise FileNotFoundError(f'no such file: {needed}')
     with open(path) as f:
         dets = json.load(f)
     if not isinstance(dets, list):

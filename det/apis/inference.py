@@ -7,7 +7,6 @@ on image files or arrays through the config's own test pipeline.
     cv2.imwrite('drawn.jpg', draw_detections('img.jpg', sample))   # det.visualization; small images
                                                                     # scaled up to 640 px to read labels
 """
-import copy
 import os.path as osp
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from mmengine.logging import print_log
 from det.datasets.transforms import LoadImageFromFile, build_pipeline
 from det.engine import check_checkpoint_matches
 from det.engine.checkpoints import load_checkpoint_safely
-from det.engine.config import fill_num_classes, set_num_classes
+from det.engine.config import fill_num_classes, load_config, set_num_classes
 from det.inference.views import image_results, run_packed, split_test_pipeline
 from det.models.utils import fuse_conv_bn
 from det.registry import DATASETS, MODELS
@@ -42,16 +41,7 @@ def init_detector(config, checkpoint: str = None, device: str = 'cpu', cfg_optio
             same outputs within float rounding, one op per Conv-BN pair at inference. The returned model
             can then no longer be trained; pass False to keep the BatchNorms.
     """
-    if isinstance(config, (str, Path)):
-        if not osp.isfile(config):
-            raise FileNotFoundError(f'config not found: {config}')
-        config = Config.fromfile(str(config))
-    elif isinstance(config, Config):
-        config = copy.deepcopy(config)
-    else:
-        raise TypeError(f'config must be a path or an mmengine Config, got {type(config).__name__}')
-    if cfg_options:
-        config.merge_from_dict(cfg_options)
+    config = load_config(config, cfg_options)
     dataset_meta = None
     if checkpoint is not None:
         dataset_meta = load_checkpoint_safely(checkpoint).get('meta', {}).get('dataset_meta')

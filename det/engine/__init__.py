@@ -4,7 +4,7 @@ testing, an allocator setting that keeps freed memory for the next step, the loa
 settings a machine gets by default, and multi-process runs on machines with or without CUDA."""
 from .atomic_backend import AtomicLocalBackend, write_atomic
 from .autocast_optim_wrapper import AutocastOptimWrapper
-from .checkpoints import check_checkpoint_matches, find_resume_checkpoint
+from .checkpoints import check_checkpoint_matches, find_resume_checkpoint, use_safe_checkpoints
 from .distributed import close_distributed, setup_distributed
 from .finite_loss_hook import FiniteLossHook
 from .fuse_conv_bn_hook import FuseConvBNHook
@@ -17,4 +17,4 @@ from .weights_only_checkpoint_hook import WeightsOnlyCheckpointHook
 __all__ = ['AtomicLocalBackend', 'AutocastOptimWrapper', 'FiniteLossHook', 'FuseConvBNHook', 'NoMixHook',
            'ShowPredictionsHook', 'WeightsOnlyCheckpointHook', 'apply_machine_defaults',
            'check_checkpoint_matches', 'close_distributed', 'find_resume_checkpoint', 'keep_freed_memory',
-           'setup_distributed', 'write_atomic']
+           'setup_distributed', 'use_safe_checkpoints', 'write_atomic']

@@ -1,8 +1,11 @@
-"""Finding the checkpoint to resume from after a crash or a kill, and reading checkpoints safely."""
+"""Finding the checkpoint to resume from after a crash or a kill, reading checkpoints safely, and the
+checkpoint policy every training run applies (:func:`use_safe_checkpoints`)."""
 import os
 import pickle
 import re
 import warnings
+
+from mmengine.logging import print_log
 
 _CKPT_NAME = re.compile(r'^(epoch|iter)_(\d+)\.pth$')
 
@@ -92,13 +95,56 @@ def check_checkpoint_matches(model, path: str) -> dict:
     if missing or unexpected or wrong_shape:
         def head(keys):
             return ', '.join(keys[:5]) + (f' ... ({len(keys)} in all)' if len(keys) > 5 else '')
-        problems = []
-        if missing:
-            problems.append(f'missing from the checkpoint: {head(missing)}')
-        if unexpected:
-            problems.append(f'not in this model: {head(unexpected)}')
-        if wrong_shape:
-            problems.append('shape differs: ' + head(
-                [f'{k} {tuple(saved[k].shape)} vs {tuple(own[k].shape)}' for k in wrong_shape]))
+        shapes = [f'{k} {tuple(saved[k].shape)} vs {tuple(own[k].shape)}' for k in wrong_shape]
+        problems = [f'{what}: {head(keys)}' for what, keys in (
+            ('missing from the checkpoint', missing), ('not in this model', unexpected),
+            ('shape differs', shapes)) if keys]
         raise ValueError(f'checkpoint {path} was not saved from this model ({"; ".join(problems)})')
     return checkpoint
+
+
+def use_safe_checkpoints(cfg) -> list:
+    """det's checkpoint policy, a step of every training run (tools/train.py calls it after loading the
+    config): checkpoints are written in a form torch's weights-only loader accepts and never after a
+    non-finite loss, whatever the config says. Local checkpoints are written atomically
+    (``backend='atomic_local'``, the local backend with write-then-rename) unless the config chose another
+    storage: another ``backend`` in ``backend_args``, ``file_client_args`` (which mmengine refuses beside
+    ``backend_args``) or a remote ``out_dir`` (``s3://...``, whose backend mmengine picks from the prefix);
+    those are kept as written. Changes ``cfg`` (an mmengine ``Config``) in place and logs each line it
+    returns."""
+    hooks = cfg.setdefault('default_hooks', {})
+    ckpt = hooks.setdefault('checkpoint', dict(type='CheckpointHook', interval=1))
+    backend_args = dict(ckpt.get('backend_args') or {})
+    chosen = backend_args.get('backend')
+    if ckpt.get('file_client_args') is not None:
+        lines = ['checkpoints: the config sets file_client_args, kept as written (writes are atomic only '
+                 "with backend_args=dict(backend='atomic_local'))"]
+    elif chosen is None and '://' in str(ckpt.get('out_dir') or ''):
+        lines = [f"checkpoints: out_dir {ckpt['out_dir']} picks its own backend, kept as written "
+                 f'(backend_args {backend_args})']
+    elif chosen in (None, 'local', 'atomic_local'):
+        ckpt['backend_args'] = dict(backend_args, backend='atomic_local')
+        was = f'{chosen!r} -> ' if chosen not in (None, 'atomic_local') else ''
+        lines = [f"checkpoints: backend {was}'atomic_local' (written to a temporary file, then renamed), "
+                 f"backend_args {ckpt['backend_args']}"]
+    else:
+        lines = [f"checkpoints: backend {chosen!r} chosen by the config kept (its writes are not det's "
+                 'atomic ones)']
+    # mmengine deletes the oldest checkpoint *before* writing the next one; keep at least two so a
+    # kill during that write still leaves a complete one.
+    if 0 < ckpt.get('max_keep_ckpts', -1) < 2:
+        lines.append(f"checkpoints: max_keep_ckpts {ckpt['max_keep_ckpts']} -> 2 (a kill while the next "
+                     'one is written still leaves a complete one)')
+        ckpt['max_keep_ckpts'] = 2
+    # Safe-loadable files; a non-finite loss stops the run before those weights can be saved.
+    custom = list(cfg.get('custom_hooks', []))
+    added = [hook for hook in ('WeightsOnlyCheckpointHook', 'FiniteLossHook')
+             if not any(h.get('type') == hook for h in custom)]
+    custom += [dict(type=hook) for hook in added]
+    cfg.custom_hooks = custom
+    if added:
+        lines.append(f"checkpoints: custom_hooks + {', '.join(added)} (files torch.load(weights_only=True) "
+                     'reads; no weights written after a non-finite loss)')
+    for line in lines:
+        print_log(line, logger='current')
+    return lines

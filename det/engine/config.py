@@ -1,11 +1,13 @@
-"""Config handling shared by the training and testing tools: loading with overrides and det's checkpoint
-policy, the schedule stretch of ``--epochs``, and ``--data-root`` (a dataset folder for every split, its
-classes and the heads' class counts). The checks that run before the first step are in
-:mod:`det.engine.preflight`."""
+"""Config handling shared by det's tools, ``det.apis`` and ``det.analysis``: loading with overrides (one
+:func:`load_config` for all of them), the schedule stretch of ``--epochs``, and ``--data-root`` (a
+dataset folder for every split, its classes and the heads' class counts). The checks that run before
+the first step are in :mod:`det.engine.preflight`, det's checkpoint policy in
+:func:`det.engine.checkpoints.use_safe_checkpoints`."""
 import copy
 import inspect
 import os.path as osp
 import warnings
+from pathlib import Path
 
 from mmengine.config import Config
 from mmengine.logging import print_log
@@ -21,12 +23,22 @@ from det.engine.schedules import end_schedules_with_training
 from det.registry import DATASETS, MODELS
 
 
-def load_config(path: str, cfg_options: dict = None, work_dir: str = None) -> Config:
-    """Read ``path``, apply ``--cfg-options`` overrides and settle the work dir
-    (``--work-dir`` > the config's ``work_dir`` > ``work_dirs/<config name>``)."""
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'config not found: {path}')
-    cfg = Config.fromfile(path)
+def load_config(config, cfg_options: dict = None, work_dir: str = None) -> Config:
+    """The one config loader of det's tools, ``det.apis`` and ``det.analysis``: read ``config`` (a path,
+    or an mmengine ``Config``, which is copied, not modified), apply ``--cfg-options`` overrides, default
+    the registry scope to ``'det'`` and settle the work dir (``--work-dir`` > the config's ``work_dir`` >
+    ``work_dirs/<config name>``). Nothing else is changed: a training run adds det's checkpoint policy
+    itself (:func:`det.engine.checkpoints.use_safe_checkpoints`)."""
+    if isinstance(config, Config):
+        cfg = copy.deepcopy(config)
+        name = osp.splitext(osp.basename(cfg.filename or 'config'))[0]
+    elif isinstance(config, (str, Path)):
+        if not osp.isfile(config):
+            raise FileNotFoundError(f'config not found: {config}')
+        cfg = Config.fromfile(str(config))
+        name = osp.splitext(osp.basename(str(config)))[0]
+    else:
+        raise TypeError(f'config must be a path or an mmengine Config, got {type(config).__name__}')
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     end_schedules_with_training(cfg)
@@ -34,46 +46,8 @@ def load_config(path: str, cfg_options: dict = None, work_dir: str = None) -> Co
     if work_dir is not None:
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
-        cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(path))[0])
-    use_safe_checkpoints(cfg)
+        cfg.work_dir = osp.join('work_dirs', name)
     return cfg
-
-
-def use_safe_checkpoints(cfg: Config) -> None:
-    """Every run writes checkpoints in a form torch's weights-only loader accepts and never writes weights
-    after a non-finite loss, whatever the config says: these are properties of det's checkpoints, not
-    options. Local checkpoints are written atomically (``backend='atomic_local'``, the local backend with
-    write-then-rename) unless the config chose another storage: another ``backend`` in ``backend_args``,
-    ``file_client_args`` (which mmengine refuses beside ``backend_args``) or a remote ``out_dir``
-    (``s3://...``, whose backend mmengine picks from the prefix); those are kept as written. Logged."""
-    hooks = cfg.setdefault('default_hooks', {})
-    ckpt = hooks.setdefault('checkpoint', dict(type='CheckpointHook', interval=1))
-    backend_args = dict(ckpt.get('backend_args') or {})
-    chosen = backend_args.get('backend')
-    if ckpt.get('file_client_args') is not None:
-        print_log('checkpoints: the config sets file_client_args, kept as written (writes are atomic only '
-                  "with backend_args=dict(backend='atomic_local'))", logger='current')
-    elif chosen is None and '://' in str(ckpt.get('out_dir') or ''):
-        print_log(f"checkpoints: out_dir {ckpt['out_dir']} picks its own backend, kept as written "
-                  f'(backend_args {backend_args})', logger='current')
-    elif chosen in (None, 'local', 'atomic_local'):
-        ckpt['backend_args'] = dict(backend_args, backend='atomic_local')
-        was = f'{chosen!r} -> ' if chosen not in (None, 'atomic_local') else ''
-        print_log(f"checkpoints: backend {was}'atomic_local' (written to a temporary file, then renamed), "
-                  f"backend_args {ckpt['backend_args']}", logger='current')
-    else:
-        print_log(f'checkpoints: backend {chosen!r} chosen by the config kept (its writes are not '
-                  "det's atomic ones)", logger='current')
-    # mmengine deletes the oldest checkpoint *before* writing the next one; keep at least two so a
-    # kill during that write still leaves a complete one.
-    if 0 < ckpt.get('max_keep_ckpts', -1) < 2:
-        ckpt['max_keep_ckpts'] = 2
-    # A non-finite loss stops the run before those weights can be saved.
-    custom = list(cfg.get('custom_hooks', []))
-    for hook in ('WeightsOnlyCheckpointHook', 'FiniteLossHook'):
-        if not any(h.get('type') == hook for h in custom):
-            custom.append(dict(type=hook))
-    cfg.custom_hooks = custom
 
 
 def set_max_epochs(cfg: Config, epochs: int) -> list:
@@ -106,13 +80,13 @@ def set_max_epochs(cfg: Config, epochs: int) -> list:
 SPLITS = ('train', 'val', 'test')
 
 
-def _leaf_dataset_cfgs(dataset_cfg) -> list:
+def leaf_dataset_cfgs(dataset_cfg) -> list:
     """The dataset configs under mmengine's wrappers (``ConcatDataset.datasets``,
     ``RepeatDataset.dataset``, ...), or ``[dataset_cfg]`` itself."""
     if 'datasets' in dataset_cfg:
-        return [leaf for d in dataset_cfg['datasets'] for leaf in _leaf_dataset_cfgs(d)]
+        return [leaf for d in dataset_cfg['datasets'] for leaf in leaf_dataset_cfgs(d)]
     if isinstance(dataset_cfg.get('dataset'), dict):
-        return _leaf_dataset_cfgs(dataset_cfg['dataset'])
+        return leaf_dataset_cfgs(dataset_cfg['dataset'])
     return [dataset_cfg]
 
 
@@ -130,7 +104,7 @@ def metric_cfgs(evaluator_cfg) -> list:
 
 def _split_leaves(cfg: Config) -> dict:
     """``{split: dataset configs under its loader's wrappers}`` for the splits that have a dataset."""
-    return {split: _leaf_dataset_cfgs(cfg[f'{split}_dataloader']['dataset']) for split in SPLITS
+    return {split: leaf_dataset_cfgs(cfg[f'{split}_dataloader']['dataset']) for split in SPLITS
             if (cfg.get(f'{split}_dataloader') or {}).get('dataset')}
 
 
@@ -143,7 +117,7 @@ def _move_roots(cfg: Config, data_root: str) -> None:
     for split in SPLITS:
         loader = cfg.get(f'{split}_dataloader')
         if loader and loader.get('dataset'):
-            leaves = _leaf_dataset_cfgs(loader['dataset'])
+            leaves = leaf_dataset_cfgs(loader['dataset'])
             old_roots[split] = [osp.abspath(d['data_root']) for d in leaves if d.get('data_root')]
             for dataset_cfg in leaves:
                 dataset_cfg['data_root'] = data_root
@@ -336,7 +310,7 @@ def build_dataset_quietly(dataset_cfg, scope: str):
     # Records are only read here, so mmengine's serialisation of the list (a copy and a gc pass,
     # about half the build time) is skipped.
     dataset_cfg = copy.deepcopy(dataset_cfg)
-    for leaf in _leaf_dataset_cfgs(dataset_cfg):
+    for leaf in leaf_dataset_cfgs(dataset_cfg):
         leaf['serialize_data'] = False
     # mmengine's wrappers build what they wrap from the root registry, which finds det's datasets
     # through the default scope, as in the runner.

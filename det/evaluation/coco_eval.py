@@ -106,13 +106,10 @@ def complete_coco_gt(dataset: dict) -> tuple:
     renumber = None in ids or len(set(ids)) != len(ids)
     if not (no_area or no_crowd or renumber):
         return dataset, []
-    notes = []
-    if no_area:
-        notes.append(f'{no_area} of {len(anns)} annotations have no area: bbox w*h is used (size tiers)')
-    if no_crowd:
-        notes.append(f'{no_crowd} of {len(anns)} annotations have no iscrowd: 0 is used')
-    if renumber:
-        notes.append(f'annotation ids are missing or repeated: renumbered 1..{len(anns)}')
+    notes = [note for found, note in (
+        (no_area, f'{no_area} of {len(anns)} annotations have no area: bbox w*h is used (size tiers)'),
+        (no_crowd, f'{no_crowd} of {len(anns)} annotations have no iscrowd: 0 is used'),
+        (renumber, f'annotation ids are missing or repeated: renumbered 1..{len(anns)}')) if found]
     filled = []
     for index, ann in enumerate(anns):
         ann = dict(ann)
@@ -180,11 +177,8 @@ def check_detections(coco_gt, detections) -> None:
                                else detection_columns(detections)[:2])
     bad_imgs = sorted(set(image_ids) - set(coco_gt.getImgIds()), key=str)
     bad_cats = sorted(set(category_ids) - set(coco_gt.getCatIds()), key=str)
-    problems = []
-    if bad_imgs:
-        problems.append(f'{len(bad_imgs)} image id(s) not in the annotations, e.g. {bad_imgs[:10]}')
-    if bad_cats:
-        problems.append(f'{len(bad_cats)} category id(s) not in the annotations, e.g. {bad_cats[:10]}')
+    problems = [f'{len(bad)} {kind} id(s) not in the annotations, e.g. {bad[:10]}'
+                for kind, bad in (('image', bad_imgs), ('category', bad_cats)) if bad]
     if problems:
         raise ValueError('detections do not match the annotations: ' + '; '.join(problems))
 
@@ -314,4 +308,11 @@ def format_per_class_table(result: CocoEvalResult) -> str:
     rows = [[c['name'], str(c['category_id']), f"{c['AP']:.3f}", f"{c['AP50']:.3f}"]
             for c in result.per_class]
     return _table(['class', 'id', 'AP', 'AP50'], rows)
+
+
+def format_report(result: CocoEvalResult, pixels: str = 'pixels') -> str:
+    """The whole text report of one evaluation: pycocotools' 12-line summary, then the size-tier and the
+    per-class tables under their headings (``pixels`` says which pixels the tiers' sizes are in)."""
+    return (f'{result.summary}\n\nAP / AR100 by size tier (sqrt(area) in {pixels}):\n'
+            f'{format_tier_table(result)}\n\nPer-class AP:\n{format_per_class_table(result)}')
 

@@ -18,14 +18,7 @@ from mmengine.structures import BaseDataElement
 
 from det.registry import METRICS
 
-from .coco_eval import (
-    DEFAULT_BACKEND,
-    DEFAULT_TIERS,
-    evaluate_coco,
-    format_per_class_table,
-    format_tier_table,
-    load_coco_gt,
-)
+from .coco_eval import DEFAULT_BACKEND, DEFAULT_TIERS, evaluate_coco, format_report, load_coco_gt
 
 
 def _numpy(x) -> np.ndarray:
@@ -35,6 +28,19 @@ def _numpy(x) -> np.ndarray:
 def _xyxy_to_xywh(boxes: np.ndarray) -> np.ndarray:
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     return np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)
+
+
+def _detection_rows(img_ids: list, results: list, cat_ids=None) -> np.ndarray:
+    """The processed predictions as the ``[N, 7]`` float64 rows ``(image_id, x, y, w, h, score,
+    category_id)`` that :func:`evaluate_coco` reads in one pass (xywh original pixels); category id
+    ``cat_ids[label]``, or ``label + 1`` where the ground truth was built from the samples (``None``)."""
+    rows = [np.zeros((0, 7))]
+    for img_id, r in zip(img_ids, results):
+        labels = r['labels'].astype(np.int64)
+        cats = labels + 1 if cat_ids is None else np.asarray(cat_ids, dtype=np.int64)[labels]
+        rows.append(np.column_stack([np.full(len(labels), img_id, dtype=np.float64),
+                                     _xyxy_to_xywh(r['bboxes']), r['scores'], cats]))
+    return np.concatenate(rows)
 
 
 @METRICS.register_module()
@@ -202,24 +208,16 @@ class CocoMetric(BaseMetric):
                                  f'{self._gt_json()}, e.g. {unknown[:10]}: the evaluator\'s annotations do '
                                  f'not belong to the evaluated dataset')
         built_gt = self._gt_json() is None
-        dets = []
-        for img_id, r in zip(img_ids, results):
-            for box, score, label in zip(_xyxy_to_xywh(r['bboxes']), r['scores'], r['labels']):
-                cat = int(label) + 1 if built_gt else cat_ids[int(label)]
-                dets.append({'image_id': img_id, 'category_id': cat, 'bbox': box.tolist(),
-                             'score': float(score)})
+        rows = _detection_rows(img_ids, results, None if built_gt else cat_ids)
 
         if self.outfile_prefix is not None:
-            self._dump(dets, gt if built_gt else None)
+            self._dump(rows, gt if built_gt else None)
             if self.format_only:
                 return coverage
 
-        result = evaluate_coco(gt, dets, tiers=self.tiers, backend=self.backend, img_ids=img_ids,
+        result = evaluate_coco(gt, rows, tiers=self.tiers, backend=self.backend, img_ids=img_ids,
                                cat_ids=cat_ids)
-        print_log('COCO bbox evaluation:\n' + result.summary, logger='current')
-        print_log('AP / AR100 by size tier (sqrt(area) in original pixels):\n' + format_tier_table(result),
-                  logger='current')
-        print_log('Per-class AP:\n' + format_per_class_table(result), logger='current')
+        print_log('COCO bbox evaluation:\n' + format_report(result, 'original pixels'), logger='current')
         tier_names = [t[0] for t in self.tiers]
         metrics = {k: result.stats[k] for k in ('AP', 'AP50', 'AP75')}
         metrics.update({f'AP_{n}': result.tiers[n]['AP'] for n in tier_names})
@@ -228,8 +226,11 @@ class CocoMetric(BaseMetric):
         metrics.update(coverage)
         return metrics
 
-    def _dump(self, dets: list, gt) -> None:
-        """Write ``{prefix}.bbox.json`` (and ``{prefix}.gt.json`` when the ground truth was built here)."""
+    def _dump(self, rows: np.ndarray, gt) -> None:
+        """Write ``{prefix}.bbox.json`` (COCO result dicts of the ``[N, 7]`` detection rows) and, when the
+        ground truth was built here, ``{prefix}.gt.json``."""
+        dets = [{'image_id': int(r[0]), 'category_id': int(r[6]), 'bbox': r[1:5].tolist(),
+                 'score': float(r[5])} for r in rows]
         files = {'bbox': dets} if gt is None else {'bbox': dets, 'gt': gt}
         for name, content in files.items():
             path = f'{self.outfile_prefix}.{name}.json'

@@ -8,42 +8,21 @@ image the tensor was made from, ``labels`` int64 ``[N]`` in ``0..C-1``, ``scores
 from mmengine.structures import BaseDataElement, InstanceData
 
 
+def _instances_field(name: str, doc: str) -> property:
+    """A typed ``InstanceData`` field of a sample, stored as mmengine's ``_<name>`` data field (the
+    accessor mmengine's own samples write out once per field)."""
+    key = f'_{name}'
+
+    def set_value(self, value: InstanceData):
+        self.set_field(value, key, dtype=InstanceData)
+
+    return property(lambda self: getattr(self, key), set_value, lambda self: delattr(self, key), doc)
+
+
 class DetDataSample(BaseDataElement):
-    """Ground truth (``gt_instances``), ignored regions such as COCO ``iscrowd`` boxes
-    (``ignored_instances``) and predictions (``pred_instances``) of one image."""
+    """Ground truth, ignored regions and predictions of one image, each an ``InstanceData``."""
 
-    @property
-    def gt_instances(self) -> InstanceData:
-        return self._gt_instances
-
-    @gt_instances.setter
-    def gt_instances(self, value: InstanceData):
-        self.set_field(value, '_gt_instances', dtype=InstanceData)
-
-    @gt_instances.deleter
-    def gt_instances(self):
-        del self._gt_instances
-
-    @property
-    def ignored_instances(self) -> InstanceData:
-        return self._ignored_instances
-
-    @ignored_instances.setter
-    def ignored_instances(self, value: InstanceData):
-        self.set_field(value, '_ignored_instances', dtype=InstanceData)
-
-    @ignored_instances.deleter
-    def ignored_instances(self):
-        del self._ignored_instances
-
-    @property
-    def pred_instances(self) -> InstanceData:
-        return self._pred_instances
-
-    @pred_instances.setter
-    def pred_instances(self, value: InstanceData):
-        self.set_field(value, '_pred_instances', dtype=InstanceData)
-
-    @pred_instances.deleter
-    def pred_instances(self):
-        del self._pred_instances
+    gt_instances = _instances_field('gt_instances', 'Ground-truth boxes and labels.')
+    ignored_instances = _instances_field('ignored_instances',
+                                         'Regions neither positive nor negative, such as COCO iscrowd boxes.')
+    pred_instances = _instances_field('pred_instances', 'Predicted boxes, scores and labels.')

@@ -26,18 +26,13 @@ TINY_DETECTOR = dict(type='SingleStageDetector', data_preprocessor=dict(type='De
 
 
 def _batch(num_imgs=2, size=96):
-    from mmengine.structures import InstanceData
 
-    from det.structures import DetDataSample
+    from tests.conftest import make_sample
     gen = torch.Generator().manual_seed(0)
     inputs, samples = [], []
     for _ in range(num_imgs):
         inputs.append(torch.randint(0, 256, (3, size, size), dtype=torch.uint8, generator=gen))
-        sample = DetDataSample(metainfo=dict(img_shape=(size, size), ori_shape=(size, size),
-                                             scale_factor=(1.0, 1.0)))
-        sample.gt_instances = InstanceData(bboxes=torch.tensor([[10.0, 12.0, 50.0, 60.0], [40, 30, 90, 70]]),
-                                           labels=torch.tensor([0, 3]))
-        samples.append(sample)
+        samples.append(make_sample([[10.0, 12.0, 50.0, 60.0], [40, 30, 90, 70]], [0, 3], (size, size)))
     return dict(inputs=inputs, data_samples=samples)
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from mmengine.structures import InstanceData
 
-from det.evaluation import DEFAULT_TIERS, CocoMetric
+from det.evaluation import DEFAULT_TIERS, CocoMetric, coco_metric, evaluate_coco
 from det.registry import METRICS
 from det.structures import DetDataSample
 
@@ -144,6 +144,26 @@ def test_metric_without_json_needs_the_datasets_annotations():
     gt, dets = random_case(0)
     with pytest.raises(KeyError, match='instances'):
         _run(CocoMetric(), _samples(gt, dets, with_gt=False))
+
+
+def test_metric_hands_evaluate_coco_detection_columns_and_keeps_pycocotools_numbers(monkeypatch, tmp_path):
+    """The detections go to ``evaluate_coco`` as one ``[N, 7]`` array (image id, xywh, score, the json's
+    category id), not one dict per detection; AP is pycocotools' on the same detections."""
+    gt, dets = random_case(3)
+    ann_file = tmp_path / 'gt.json'
+    ann_file.write_text(json.dumps(gt))
+    handed = []
+
+    def spy(gt_arg, detections, **kwargs):
+        handed.append(detections)
+        return evaluate_coco(gt_arg, detections, **kwargs)
+    monkeypatch.setattr(coco_metric, 'evaluate_coco', spy)
+    metric = CocoMetric(ann_file=str(ann_file), backend='pycocotools')
+    _check(_run(metric, _samples(gt, dets, with_gt=False)), _expected(gt, dets))
+    (rows,) = handed
+    assert isinstance(rows, np.ndarray) and rows.shape == (len(dets), 7)
+    expected = sorted((d['image_id'], *d['bbox'], d['score'], d['category_id']) for d in dets)
+    np.testing.assert_allclose(sorted(map(tuple, rows.tolist())), expected, atol=1e-4)
 
 
 def test_metric_with_empty_predictions():

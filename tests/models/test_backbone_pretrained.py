@@ -52,6 +52,17 @@ def build_detector(backbone: dict, checkpoint: Path) -> nn.Module:
     return MODELS.build(cfg.model)
 
 
+def assert_resnet18_layer3(model: nn.Module, tv: nn.Module) -> None:
+    """After ``init_weights`` the detector's last backbone map is exactly the layer3 output of
+    torchvision's resnet18 ``tv``."""
+    model.init_weights()
+    model.eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        expected = tv.layer3(tv.layer2(tv.layer1(tv.maxpool(tv.relu(tv.bn1(tv.conv1(x)))))))
+        assert torch.equal(model.backbone(x)[-1], expected)
+
+
 @pytest.mark.parametrize('out_indices', [(0, 1, 2, 3, 4), (1, 2, 3)])  # (1, 2, 3): stage 4 not built
 @pytest.mark.parametrize('case', sorted(CASES))
 def test_detector_backbone_gives_torchvision_maps(case, out_indices, tmp_path):
@@ -75,13 +86,7 @@ def test_torchvision_backbone_takes_the_same_init_cfg(tmp_path):
     one cut after layer3, and a state dict without layer4 fails only where layer4 is built."""
     tv = saved_torchvision(torchvision.models.resnet18, tmp_path / 'tv.pth')
     backbone = dict(type='TorchvisionBackbone', name='resnet18', out_indices=(2, 3))
-    model = build_detector(backbone, tmp_path / 'tv.pth')
-    model.init_weights()
-    model.eval()
-    x = torch.randn(1, 3, 64, 64)
-    with torch.no_grad():
-        expected = tv.layer3(tv.layer2(tv.layer1(tv.maxpool(tv.relu(tv.bn1(tv.conv1(x)))))))
-        assert torch.equal(model.backbone(x)[-1], expected)
+    assert_resnet18_layer3(build_detector(backbone, tmp_path / 'tv.pth'), tv)
 
     without_layer4 = {k: v for k, v in tv.state_dict().items() if not k.startswith('layer4.')}
     torch.save(without_layer4, tmp_path / 'cut.pth')

@@ -1,34 +1,18 @@
 """CenterNet: radius and heatmap targets against hand formulas, losses against hand-computed values,
 an encode → decode round trip in original pixels, and a short learning run scored with pycocotools."""
-import contextlib
-import io
 import math
 
 import numpy as np
 import pytest
 import torch
 from mmengine.registry import DefaultScope
-from mmengine.structures import InstanceData
-from pycocotools.coco import COCO
-from pycocotools.cocoeval import COCOeval
 from torch import nn
 
 import det.models  # noqa: F401  (registers the modules)
 from det.models.task_modules import CenterNetTargetGenerator, gaussian_radius
 from det.registry import MODELS
-from det.structures import DetDataSample, instances_to_original
-
-
-def make_sample(bboxes, labels, img_shape, scale_factor=(1.0, 1.0), batch_shape=None):
-    """A sample whose ``gt_instances`` are in resized-input pixels."""
-    sx, sy = scale_factor
-    ori_shape = (round(img_shape[0] / sy), round(img_shape[1] / sx))
-    sample = DetDataSample(metainfo=dict(img_shape=img_shape, ori_shape=ori_shape, scale_factor=scale_factor,
-                                         batch_input_shape=batch_shape or img_shape,
-                                         pad_shape=batch_shape or img_shape))
-    sample.gt_instances = InstanceData(bboxes=torch.tensor(bboxes, dtype=torch.float32).reshape(-1, 4),
-                                       labels=torch.tensor(labels, dtype=torch.int64))
-    return sample
+from det.structures import instances_to_original
+from tests.conftest import ToyBackbone, ap50, make_sample, toy_data
 
 
 def decode_to_original(head, heatmap, wh, offset, samples) -> list:
@@ -261,63 +245,7 @@ def test_decode_optional_nms():
 # ---------------------------------------------------------------------------------------- learning
 
 
-@MODELS.register_module(force=True)
-class TinyCenterNetTestBackbone(nn.Module):
-    """Five 3x3 convs (three with stride 2), one stride-8 output: enough receptive field (~60 px) to
-    see the 10–30 px boxes of the learning test."""
-
-    def __init__(self, width=32):
-        super().__init__()
-        chans = [3, 16, width, width, width, width]
-        layers = []
-        for i, (stride, dilation) in enumerate([(2, 1), (2, 1), (2, 1), (1, 1), (1, 2)]):
-            layers += [nn.Conv2d(chans[i], chans[i + 1], 3, stride, padding=dilation, dilation=dilation),
-                       nn.BatchNorm2d(chans[i + 1]), nn.ReLU(inplace=True)]
-        self.body = nn.Sequential(*layers)
-        self.out_channels, self.strides = [width], [8]
-
-    def forward(self, x):
-        return (self.body(x),)
-
-
-def _toy_data():
-    """Four 64x64 images: grey noise with filled rectangles, class = colour (red 0, green 1)."""
-    gen = torch.Generator().manual_seed(0)
-    layouts = [[([6, 8, 30, 34], 0)],
-               [([30, 10, 56, 26], 1), ([8, 36, 24, 58], 0)],
-               [([4, 4, 20, 18], 1), ([36, 30, 60, 60], 0), ([10, 40, 30, 52], 1)],
-               [([20, 20, 48, 44], 1)]]
-    colours = torch.tensor([[1.5, -1.0, -1.0], [-1.0, 1.5, -1.0]])
-    images, samples = [], []
-    for boxes in layouts:
-        img = 0.3 * torch.randn(3, 64, 64, generator=gen)
-        for (x1, y1, x2, y2), label in boxes:
-            img[:, y1:y2, x1:x2] = colours[label][:, None, None]
-        images.append(img)
-        samples.append(make_sample([b for b, _ in boxes], [lab for _, lab in boxes], (64, 64)))
-    return torch.stack(images), samples
-
-
-def _ap50(samples, results):
-    images, anns, dets = [], [], []
-    for i, (sample, res) in enumerate(zip(samples, results)):
-        images.append(dict(id=i, height=64, width=64))
-        for box, label in zip(sample.gt_instances.bboxes.tolist(), sample.gt_instances.labels.tolist()):
-            w, h = box[2] - box[0], box[3] - box[1]
-            anns.append(dict(id=len(anns) + 1, image_id=i, category_id=label, bbox=[box[0], box[1], w, h],
-                             area=w * h, iscrowd=0))
-        for box, score, label in zip(res.bboxes.tolist(), res.scores.tolist(), res.labels.tolist()):
-            dets.append(dict(image_id=i, category_id=label, score=score,
-                             bbox=[box[0], box[1], box[2] - box[0], box[3] - box[1]]))
-    with contextlib.redirect_stdout(io.StringIO()):
-        gt = COCO()
-        gt.dataset = dict(images=images, annotations=anns, categories=[dict(id=0), dict(id=1)])
-        gt.createIndex()
-        ev = COCOeval(gt, gt.loadRes(dets), 'bbox')
-        ev.evaluate()
-        ev.accumulate()
-        ev.summarize()
-    return ev.stats[1]
+MODELS.register_module('TinyCenterNetTestBackbone', force=True, module=ToyBackbone)
 
 
 @pytest.mark.slow
@@ -327,10 +255,10 @@ def test_short_training_run_learns_toy_boxes():
         model = MODELS.build(dict(
             type='SingleStageDetector', backbone=dict(type='TinyCenterNetTestBackbone'),
             head=dict(type='CenterNetHead', num_classes=2, deconv_channels=32, feat_channels=32)))
-    inputs, samples = _toy_data()
+    inputs, samples = toy_data()
     model.eval()
     with torch.no_grad():
-        ap_before = _ap50(samples, [s.pred_instances for s in model(inputs, samples, mode='predict')])
+        ap_before = ap50(samples, model(inputs, samples, mode='predict'), 2)
     model.train()
     optim = torch.optim.Adam(model.parameters(), lr=3e-3)
     history = []
@@ -343,7 +271,7 @@ def test_short_training_run_learns_toy_boxes():
         history.append(loss.item())
     model.eval()
     with torch.no_grad():
-        ap_after = _ap50(samples, [s.pred_instances for s in model(inputs, samples, mode='predict')])
+        ap_after = ap50(samples, model(inputs, samples, mode='predict'), 2)
     print(f'loss {history[0]:.3f} -> {np.mean(history[-10:]):.3f}, AP50 {ap_before:.3f} -> {ap_after:.3f}')
     assert np.mean(history[-10:]) < 0.3 * history[0]
     assert ap_before < 0.1

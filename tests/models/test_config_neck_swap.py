@@ -7,10 +7,9 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
-from mmengine.structures import InstanceData
 
 from det.registry import MODELS
-from det.structures import DetDataSample
+from tests.conftest import make_sample
 
 CONFIGS = Path(__file__).resolve().parents[2] / 'configs'
 NECKS = {  # name: (neck, head overrides)
@@ -23,12 +22,7 @@ NECKS = {  # name: (neck, head overrides)
 
 
 def _sample(size):
-    shape = (size, size)
-    sample = DetDataSample(metainfo=dict(img_shape=shape, ori_shape=shape, scale_factor=(1.0, 1.0),
-                                         batch_input_shape=shape, pad_shape=shape))
-    sample.gt_instances = InstanceData(bboxes=torch.tensor([[8.0, 8.0, 40.0, 30.0]]),
-                                       labels=torch.tensor([1]))
-    return sample
+    return make_sample([[8.0, 8.0, 40.0, 30.0]], [1], (size, size))
 
 
 @pytest.mark.parametrize('neck', sorted(NECKS))

@@ -5,14 +5,13 @@ against a hand-computed list of cells."""
 import numpy as np
 import pytest
 import torch
-from mmengine.structures import InstanceData
 from torch import nn
 
 import det.models  # noqa: F401  (registers the modules)
 from det.datasets.transforms import PackDetInputs
 from det.models.task_modules import ignore_mask
 from det.registry import MODELS
-from det.structures import DetDataSample
+from tests.conftest import make_sample
 
 GT = [[4.0, 6.0, 22.0, 20.0]]            # top-left object
 IGNORED = [[36.0, 30.0, 60.0, 58.0]]     # crowd region in the bottom-right, away from the object
@@ -120,7 +119,5 @@ def test_yolov1_no_object_loss_skips_cells_in_ignored_region(giou):
 def test_samples_without_ignored_instances_field():
     """Samples built by hand (no ``ignored_instances``) train as before."""
     head = _raw_yolo()
-    s = DetDataSample(metainfo=dict(img_shape=(64, 64)))
-    s.gt_instances = InstanceData(bboxes=torch.tensor(GT), labels=torch.tensor([1]))
-    losses = head.loss((torch.randn(1, 12, 4, 4),), [s])
+    losses = head.loss((torch.randn(1, 12, 4, 4),), [make_sample(GT, [1])])
     assert all(torch.isfinite(v) for v in losses.values())

@@ -18,7 +18,7 @@ from torchvision.models.feature_extraction import create_feature_extractor
 
 from det.models.utils import describe_trainable
 from det.registry import MODELS
-from tests.models.test_backbone_pretrained import saved_torchvision
+from tests.models.test_backbone_pretrained import assert_resnet18_layer3, saved_torchvision
 
 CONFIGS = Path(__file__).resolve().parents[2] / 'configs'
 
@@ -74,14 +74,8 @@ def test_cached_torchvision_weights_give_torchvision_features(checkpoint, torch_
 def test_torchvision_backbone_by_name(torch_home):
     cache, _ = torch_home
     tv = cached(cache, torchvision.models.resnet18, torchvision.models.ResNet18_Weights.DEFAULT)
-    model = detector(dict(type='TorchvisionBackbone', name='resnet18', out_indices=(2, 3)),
-                     'torchvision://resnet18')
-    model.init_weights()
-    model.eval()
-    x = torch.randn(1, 3, 64, 64)
-    with torch.no_grad():
-        expected = tv.layer3(tv.layer2(tv.layer1(tv.maxpool(tv.relu(tv.bn1(tv.conv1(x)))))))
-        assert torch.equal(model.backbone(x)[-1], expected)
+    assert_resnet18_layer3(detector(dict(type='TorchvisionBackbone', name='resnet18', out_indices=(2, 3)),
+                                    'torchvision://resnet18'), tv)
 
 
 def test_offline_miss_fails_fast_naming_file_and_folder(torch_home):

@@ -6,13 +6,12 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
-from mmengine.structures import InstanceData
 
 import det.models  # noqa: F401  (registers the modules)
 from det.engine.config import set_num_classes
 from det.models.backbones.pretrained import needs_conversion
 from det.registry import MODELS
-from det.structures import DetDataSample
+from tests.conftest import make_sample
 
 REPO = Path(__file__).resolve().parents[2]
 # One entry per experiment: configs/yolo_v1.py is a link to its full name.
@@ -30,11 +29,8 @@ def _batch(cfg: Config, num_imgs: int = 2) -> dict:
         inputs.append(torch.randint(0, 256, (3, height, width), dtype=torch.uint8, generator=gen))
         xy = torch.rand(2 * num_classes, 2, generator=gen) * torch.tensor([width * 0.7, height * 0.7])
         wh = 8 + torch.rand(2 * num_classes, 2, generator=gen) * torch.tensor([width * 0.3, height * 0.3])
-        sample = DetDataSample(metainfo=dict(img_shape=(height, width), ori_shape=(height, width),
-                                             scale_factor=(1.0, 1.0)))
-        sample.gt_instances = InstanceData(bboxes=torch.cat([xy, xy + wh], dim=1),
-                                           labels=torch.arange(2 * num_classes) % num_classes)
-        samples.append(sample)
+        labels = torch.arange(2 * num_classes) % num_classes
+        samples.append(make_sample(torch.cat([xy, xy + wh], dim=1), labels, (height, width)))
     return dict(inputs=inputs, data_samples=samples)
 
 

@@ -1,31 +1,18 @@
 """TTFNet box regression in CenterNetHead and the GIoU option of YOLO v1, against independent references:
 targets and sample weights written out pixel by pixel from the paper (Liu et al. 2020, sec. 3), losses
 from ``torchvision.ops.generalized_box_iou_loss``, AP from pycocotools."""
-import contextlib
-import io
 import math
 
 import numpy as np
 import pytest
 import torch
 from mmengine.registry import DefaultScope
-from mmengine.structures import InstanceData
-from pycocotools.coco import COCO
-from pycocotools.cocoeval import COCOeval
 from torch import nn
 from torchvision.ops import generalized_box_iou_loss
 
 import det.models  # noqa: F401  (registers the modules)
 from det.registry import MODELS, TASK_UTILS
-from det.structures import DetDataSample
-
-
-def make_sample(bboxes, labels, img_shape=(64, 64)):
-    sample = DetDataSample(metainfo=dict(img_shape=img_shape, ori_shape=img_shape, scale_factor=(1.0, 1.0),
-                                         batch_input_shape=img_shape, pad_shape=img_shape))
-    sample.gt_instances = InstanceData(bboxes=torch.tensor(bboxes, dtype=torch.float32).reshape(-1, 4),
-                                       labels=torch.tensor(labels, dtype=torch.int64))
-    return sample
+from tests.conftest import TOY_LAYOUTS, ToyBackbone, coco_stats, make_sample, toy_data
 
 
 def ttf_head(**kwargs):
@@ -190,64 +177,7 @@ def test_yolov1_giou_equals_torchvision_on_responsible_box():
 # ---------------------------------------------------------------------------------------- learning
 
 
-@MODELS.register_module(force=True)
-class TinyTTFTestBackbone(nn.Module):
-    """Five 3x3 convs (three with stride 2), one stride-8 output (~60 px receptive field)."""
-
-    def __init__(self, width=32):
-        super().__init__()
-        chans = [3, 16, width, width, width, width]
-        layers = []
-        for i, (stride, dilation) in enumerate([(2, 1), (2, 1), (2, 1), (1, 1), (1, 2)]):
-            layers += [nn.Conv2d(chans[i], chans[i + 1], 3, stride, padding=dilation, dilation=dilation),
-                       nn.BatchNorm2d(chans[i + 1]), nn.ReLU(inplace=True)]
-        self.body = nn.Sequential(*layers)
-        self.out_channels, self.strides = [width], [8]
-
-    def forward(self, x):
-        return (self.body(x),)
-
-
-def _toy_data():
-    """Six 64x64 images: grey noise with filled rectangles of two colours (class = colour)."""
-    gen = torch.Generator().manual_seed(0)
-    layouts = [[([6, 8, 30, 34], 0)],
-               [([30, 10, 56, 26], 1), ([8, 36, 24, 58], 0)],
-               [([4, 4, 20, 18], 1), ([36, 30, 60, 60], 0), ([10, 40, 30, 52], 1)],
-               [([20, 20, 48, 44], 1)],
-               [([2, 30, 40, 62], 0), ([44, 4, 60, 22], 1)],
-               [([12, 2, 34, 20], 0), ([40, 36, 54, 58], 1)]]
-    colours = torch.tensor([[1.5, -1.0, -1.0], [-1.0, 1.5, -1.0]])
-    images, samples = [], []
-    for boxes in layouts:
-        img = 0.3 * torch.randn(3, 64, 64, generator=gen)
-        for (x1, y1, x2, y2), label in boxes:
-            img[:, y1:y2, x1:x2] = colours[label][:, None, None]
-        images.append(img)
-        samples.append(make_sample([b for b, _ in boxes], [lab for _, lab in boxes]))
-    return torch.stack(images), samples
-
-
-def _coco_stats(samples, results):
-    images, anns, dets = [], [], []
-    for i, (sample, res) in enumerate(zip(samples, results)):
-        images.append(dict(id=i, height=64, width=64))
-        for box, label in zip(sample.gt_instances.bboxes.tolist(), sample.gt_instances.labels.tolist()):
-            w, h = box[2] - box[0], box[3] - box[1]
-            anns.append(dict(id=len(anns) + 1, image_id=i, category_id=label, bbox=[box[0], box[1], w, h],
-                             area=w * h, iscrowd=0))
-        for box, score, label in zip(res.bboxes.tolist(), res.scores.tolist(), res.labels.tolist()):
-            dets.append(dict(image_id=i, category_id=label, score=score,
-                             bbox=[box[0], box[1], box[2] - box[0], box[3] - box[1]]))
-    with contextlib.redirect_stdout(io.StringIO()):
-        gt = COCO()
-        gt.dataset = dict(images=images, annotations=anns, categories=[dict(id=0), dict(id=1)])
-        gt.createIndex()
-        ev = COCOeval(gt, gt.loadRes(dets), 'bbox')
-        ev.evaluate()
-        ev.accumulate()
-        ev.summarize()
-    return ev.stats
+MODELS.register_module('TinyTTFTestBackbone', force=True, module=ToyBackbone)
 
 
 def _train(head_box_cfg: dict, steps: int) -> np.ndarray:
@@ -257,7 +187,7 @@ def _train(head_box_cfg: dict, steps: int) -> np.ndarray:
             type='SingleStageDetector', backbone=dict(type='TinyTTFTestBackbone'),
             head=dict(type='CenterNetHead', num_classes=2, deconv_channels=32, feat_channels=32,
                       **head_box_cfg)))
-    inputs, samples = _toy_data()
+    inputs, samples = toy_data(TOY_LAYOUTS)
     model.train()
     optim = torch.optim.Adam(model.parameters(), lr=3e-3)
     for _ in range(steps):
@@ -267,7 +197,7 @@ def _train(head_box_cfg: dict, steps: int) -> np.ndarray:
         optim.step()
     model.eval()
     with torch.no_grad():
-        return _coco_stats(samples, [s.pred_instances for s in model(inputs, samples, mode='predict')])
+        return coco_stats(samples, model(inputs, samples, mode='predict'), 2)
 
 
 def test_giou_variant_boxes_tighter_than_l1_after_equal_steps():

@@ -8,13 +8,12 @@ import math
 
 import pytest
 import torch
-from mmengine.structures import InstanceData
 from torch import nn
 
-from det.evaluation import evaluate_coco
 from det.models import DetDataPreprocessor  # importing det.models registers the modules
 from det.registry import MODELS, TASK_UTILS
-from det.structures import DetDataSample, instances_to_original
+from det.structures import instances_to_original
+from tests.conftest import ap50, make_sample
 
 
 def _iou(a, b):
@@ -27,15 +26,6 @@ def _iou(a, b):
 
 def _sig(v):
     return 1.0 / (1.0 + math.exp(-v))
-
-
-def _sample(bboxes, labels, img_shape, ori_shape=None, scale_factor=(1.0, 1.0)):
-    sample = DetDataSample(metainfo=dict(img_shape=img_shape, ori_shape=ori_shape or img_shape,
-                                         scale_factor=scale_factor, batch_input_shape=img_shape,
-                                         pad_shape=img_shape))
-    sample.gt_instances = InstanceData(bboxes=torch.tensor(bboxes, dtype=torch.float32).reshape(-1, 4),
-                                       labels=torch.tensor(labels, dtype=torch.long))
-    return sample
 
 
 def _raw_head(num_classes=2, num_boxes=2, stride=16, **kwargs):
@@ -98,7 +88,7 @@ def test_loss_empty_gt_only_noobj_term():
     head = MODELS.build(dict(type='YOLOV1Head', num_classes=3, in_channels=[8], strides=[8],
                              feat_channels=16, num_convs=1))
     feats = (torch.randn(2, 8, 4, 6),)
-    losses = head.loss(feats, [_sample([], [], (32, 48)), _sample([], [], (32, 48))])
+    losses = head.loss(feats, [make_sample([], [], (32, 48)), make_sample([], [], (32, 48))])
     assert set(losses) == {'loss_xy', 'loss_wh', 'loss_obj', 'loss_noobj', 'loss_cls'}
     assert losses['loss_noobj'].item() > 0
     for key in ('loss_xy', 'loss_wh', 'loss_obj', 'loss_cls'):
@@ -110,7 +100,7 @@ def test_loss_empty_gt_only_noobj_term():
 def test_loss_one_box_all_terms_positive():
     head = MODELS.build(dict(type='YOLOV1Head', num_classes=3, in_channels=[8], strides=[8],
                              feat_channels=16, num_convs=1))
-    losses = head.loss((torch.randn(1, 8, 4, 6),), [_sample([[10, 5, 30, 25]], [2], (32, 48))])
+    losses = head.loss((torch.randn(1, 8, 4, 6),), [make_sample([[10, 5, 30, 25]], [2], (32, 48))])
     assert all(v.item() > 0 for v in losses.values())
     sum(losses.values()).backward()
 
@@ -137,7 +127,8 @@ def test_loss_matches_hand_computation_of_paper_formula(iou_target, conf_loss, c
 
     raw = torch.rand(2, B * 5 + C, s_h, s_w) * 4 - 2
     gts = [([36.0, 20.0, 46.0, 30.0], 1), ([2.0, 3.0, 20.0, 14.0], 0)]  # cells (row 1, col 2), (0, 0)
-    samples = [_sample([g for g, _ in gts], [lab for _, lab in gts], (32, 48)), _sample([], [], (32, 48))]
+    samples = [make_sample([g for g, _ in gts], [lab for _, lab in gts], (32, 48)),
+               make_sample([], [], (32, 48))]
     losses = head.loss((raw,), samples)
 
     expected = dict(loss_xy=0.0, loss_wh=0.0, loss_obj=0.0, loss_noobj=0.0, loss_cls=0.0)
@@ -185,12 +176,12 @@ def test_box_encoding_does_not_depend_on_batch_padding():
     padded = torch.full((1, 12, 4, 5), -20.0)                         # padding cells: confidence ~ 0
     padded[..., :2, :3] = raw
     gt = [[36.0, 20.0, 46.0, 30.0], [2.0, 3.0, 20.0, 14.0]]
-    alone = head.loss((raw,), [_sample(gt, [1, 0], (32, 48))])
-    in_batch = head.loss((padded,), [_sample(gt, [1, 0], (64, 80))])
+    alone = head.loss((raw,), [make_sample(gt, [1, 0], (32, 48))])
+    in_batch = head.loss((padded,), [make_sample(gt, [1, 0], (64, 80))])
     for key in ('loss_xy', 'loss_wh', 'loss_obj', 'loss_cls'):
         assert in_batch[key].item() == pytest.approx(alone[key].item(), rel=1e-6), key
-    boxes_alone = head.predict((raw,), [_sample([], [], (32, 48))])[0]
-    boxes_padded = head.predict((padded,), [_sample([], [], (64, 80))])[0]
+    boxes_alone = head.predict((raw,), [make_sample([], [], (32, 48))])[0]
+    boxes_padded = head.predict((padded,), [make_sample([], [], (64, 80))])[0]
     assert torch.allclose(boxes_alone.bboxes[:3], boxes_padded.bboxes[:3])
 
 
@@ -204,7 +195,7 @@ def test_predict_decodes_hand_built_prediction():
     logit = torch.logit
     raw[0, 5:10, 1, 2] = logit(torch.tensor([0.25, 0.75, 0.5, 0.25, 0.8]))  # predictor b=1 of cell (1, 2)
     raw[0, 10:, 1, 2] = torch.tensor([0.0, math.log(3.0)])          # class probabilities 0.25, 0.75
-    sample = _sample([], [], (32, 48), ori_shape=(64, 24), scale_factor=(2.0, 0.5))
+    sample = make_sample([], [], (32, 48), scale_factor=(2.0, 0.5))
     pred, = head.predict((raw,), [sample])
     # input pixels: centre ((2 + .25) * 16, (1 + .75) * 16) = (36, 28), size (.25 * 48, .0625 * 32) = (12, 2)
     # -> xyxy [30, 27, 42, 29]; the detector's step to original pixels: input / (sx, sy) = [15, 54, 21, 58]
@@ -218,10 +209,10 @@ def test_predict_decodes_hand_built_prediction():
 def test_predict_respects_max_per_img_and_empty_output():
     head = _raw_head(3, 2, 8, test_cfg=dict(max_per_img=5, score_thr=0.0))
     raw = torch.randn(2, 13, 5, 7)
-    preds = head.predict((raw,), [_sample([], [], (40, 56))] * 2)
+    preds = head.predict((raw,), [make_sample([], [], (40, 56))] * 2)
     assert all(len(p) <= 5 and p.bboxes.shape[1] == 4 for p in preds)
     head.test_cfg['score_thr'] = 1.0
-    pred, = head.predict((raw[:1],), [_sample([], [], (40, 56))])
+    pred, = head.predict((raw[:1],), [make_sample([], [], (40, 56))])
     assert pred.bboxes.shape == (0, 4) and pred.scores.shape == (0,) and pred.labels.shape == (0,)
 
 
@@ -265,28 +256,16 @@ def _toy_images():
         for (x1, y1, x2, y2), lab in zip(bxs, lbs):
             img[:, y1:y2, x1:x2] = colours[lab][:, None, None]
         imgs.append(img)
-        samples.append(_sample(bxs, lbs, (64, 64)))
+        samples.append(make_sample(bxs, lbs, (64, 64)))
     return imgs, samples
 
 
 def _ap50(model, data) -> float:
-    """COCO AP50 of the model's predictions on ``data`` (pycocotools through det.evaluation)."""
+    """COCO AP50 of the model's predictions on ``data`` (det's evaluate_coco on pycocotools)."""
     model.eval()
     with torch.no_grad():
         results = model(**data, mode='predict')
-    images, anns, dets = [], [], []
-    for img_id, sample in enumerate(results, start=1):
-        images.append(dict(id=img_id, height=64, width=64))
-        for box, lab in zip(sample.gt_instances.bboxes.tolist(), sample.gt_instances.labels.tolist()):
-            anns.append(dict(id=len(anns) + 1, image_id=img_id, category_id=lab + 1, iscrowd=0,
-                             bbox=[box[0], box[1], box[2] - box[0], box[3] - box[1]],
-                             area=(box[2] - box[0]) * (box[3] - box[1])))
-        pred = sample.pred_instances
-        for box, score, lab in zip(pred.bboxes.tolist(), pred.scores.tolist(), pred.labels.tolist()):
-            dets.append(dict(image_id=img_id, category_id=lab + 1, score=score,
-                             bbox=[box[0], box[1], box[2] - box[0], box[3] - box[1]]))
-    gt = dict(images=images, annotations=anns, categories=[dict(id=c + 1, name=str(c)) for c in range(3)])
-    return evaluate_coco(gt, dets, backend='pycocotools').stats['AP50']
+    return ap50(results, results, 3)
 
 
 def test_overfit_tiny_images():

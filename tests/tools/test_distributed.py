@@ -180,10 +180,11 @@ import sys
 import torch
 from mmengine.runner import Runner
 
-from det.engine import close_distributed, setup_distributed
+from det.engine import close_distributed, setup_distributed, use_safe_checkpoints
 from det.engine.config import load_config
 
 cfg = load_config(sys.argv[1], dict(sync_bn='torch', train_cfg=dict(max_epochs=1)), sys.argv[2])
+use_safe_checkpoints(cfg)
 cfg.launcher = 'pytorch'
 setup_distributed(cfg)
 runner = Runner.from_cfg(cfg)

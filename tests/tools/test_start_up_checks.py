@@ -5,59 +5,27 @@ the second time."""
 import importlib.util
 import re
 
-import cv2
-import numpy as np
 import pytest
 
 from det.datasets import checks as checks_module
 from det.datasets.shapes import generate_shapes
 
-from .conftest import REPO, run_tool
+from .conftest import REPO, experiment_config, run_tool, voc_dataset, write_voc_split
 
-RUNTIME = str(REPO / 'configs/_base_/default_runtime.py')
-OBJECT = ('<object><name>{}</name><difficult>0</difficult><bndbox><xmin>{}</xmin><ymin>{}</ymin>'
-          '<xmax>{}</xmax><ymax>{}</ymax></bndbox></object>')
 
-# A VOC experiment with a placeholder data_root: the tests give the real one with --data-root.
-VOC_CONFIG = """
-_base_ = [{runtime!r}]
-pipeline = [dict(type='LoadImageFromFile', on_error='skip'), dict(type='LoadAnnotations'),
-            dict(type='Resize', scale=(64, 64)), dict(type='Pad', size=(64, 64)), dict(type='PackDetInputs')]
-test_pipeline = [dict(pipeline[0], on_error='raise')] + pipeline[1:]
-voc = dict(type='VOCDataset', data_root='no/such/root', metainfo=dict(classes=('circle', 'square')))
-train_dataloader = dict(batch_size=4, num_workers=1, persistent_workers=False,
-                        sampler=dict(type='DefaultSampler', shuffle=True),
-                        dataset=dict(voc, split='train', pipeline=pipeline))
-val_dataloader = dict(batch_size=4, num_workers=0, sampler=dict(type='DefaultSampler', shuffle=False),
-                      dataset=dict(voc, split='val', pipeline=test_pipeline, test_mode=True))
-val_evaluator = dict(type='CocoMetric')
-model = dict(type='SingleStageDetector', data_preprocessor=dict(type='DetDataPreprocessor'),
-             backbone=dict(type='MobileNetV2', widen_factor=0.35, out_indices=(2,)),
-             head=dict(type='YOLOV1Head', num_classes=2, feat_channels=16, num_convs=1))
-optim_wrapper = dict(optimizer=dict(type='AdamW', lr=1e-3))
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=2, val_interval=2)
-val_cfg = dict(type='ValLoop')
-"""
+def voc_config(data_root: str = 'no/such/root') -> str:
+    """A VOC experiment; the tests give the real data root with --data-root where they keep the default."""
+    return experiment_config(voc_dataset(data_root, ('circle', 'square')), 2, epochs=2, workers=1)
+
 
 # A shipped-style experiment on COCO-format data whose evaluator names its json explicitly.
-COCO_PARENT = """
-_base_ = [{runtime!r}]
-pipeline = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'), dict(type='Resize', scale=(64, 64)),
-            dict(type='Pad', size=(64, 64)), dict(type='PackDetInputs')]
-coco = dict(type='CocoDataset', data_root={root!r}, pipeline=pipeline)
-train_dataloader = dict(batch_size=4, num_workers=0, sampler=dict(type='DefaultSampler', shuffle=True),
-                        dataset=dict(coco, ann_file='annotations/train.json', data_prefix=dict(img='train/')))
-val_dataloader = dict(batch_size=4, num_workers=0, sampler=dict(type='DefaultSampler', shuffle=False),
-                      dataset=dict(coco, ann_file='annotations/val.json', data_prefix=dict(img='val/'),
-                                   test_mode=True))
-val_evaluator = dict(type='CocoMetric', ann_file={root!r} + '/annotations/val.json')
-model = dict(type='SingleStageDetector', data_preprocessor=dict(type='DetDataPreprocessor'),
-             backbone=dict(type='MobileNetV2', widen_factor=0.35, out_indices=(2,)),
-             head=dict(type='YOLOV1Head', num_classes=5, feat_channels=16, num_convs=1))
-optim_wrapper = dict(optimizer=dict(type='AdamW', lr=1e-3))
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=2, val_interval=1)
-val_cfg = dict(type='ValLoop')
-"""
+def coco_parent(root: str) -> str:
+    return experiment_config(
+        f"dict(type='CocoDataset', data_root={root!r})", 5, epochs=2, val_interval=1,
+        train="dict(data, ann_file='annotations/train.json', data_prefix=dict(img='train/'))",
+        val="dict(data, ann_file='annotations/val.json', data_prefix=dict(img='val/'))",
+        evaluator=f"dict(type='CocoMetric', ann_file={root!r} + '/annotations/val.json')")
+
 
 # What a user writes for VOC data on top of it: new datasets, and an evaluator they believe is reset.
 VOC_CHILD = """
@@ -70,24 +38,11 @@ val_evaluator = dict(type='CocoMetric')  # mmengine merges this into the parent'
 """
 
 
-def write_voc(root, objects_of, split):
-    for sub in ('Annotations', 'JPEGImages', 'ImageSets/Main'):
-        (root / sub).mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(len(split))  # train and val images differ
-    for name, objects in objects_of.items():
-        cv2.imwrite(str(root / 'JPEGImages' / f'{name}.jpg'), rng.integers(0, 255, (48, 64, 3), np.uint8))
-        body = ''.join(OBJECT.format(label, *box) for label, box in objects)
-        (root / 'Annotations' / f'{name}.xml').write_text(
-            f'<annotation><filename>{name}.jpg</filename><size><width>64</width><height>48</height>'
-            f'</size>{body}</annotation>')
-    (root / 'ImageSets/Main' / f'{split}.txt').write_text('\n'.join(objects_of))
-
-
 def bad_voc(root):
     """Train split with a corrupt and a missing image, an unknown category and a duplicate; clean val."""
     good = [('circle', (5, 5, 30, 30)), ('square', (30, 10, 60, 40))]
-    write_voc(root, {f'img{i}': good for i in range(8)}, 'train')
-    write_voc(root, {f'val{i}': good for i in range(2)}, 'val')
+    write_voc_split(root, 'train', {f'img{i}': good for i in range(8)})
+    write_voc_split(root, 'val', {f'val{i}': good for i in range(2)})
     (root / 'Annotations/img1.xml').write_text(
         (root / 'Annotations/img1.xml').read_text().replace('square', 'unicorn'))
     (root / 'JPEGImages/img3.jpg').write_bytes(b'not a jpeg at all')
@@ -98,7 +53,7 @@ def bad_voc(root):
 def test_bad_data_is_reported_once_in_a_table_and_training_goes_on(tmp_path):
     bad_voc(tmp_path / 'voc')
     config = tmp_path / 'voc.py'
-    config.write_text(VOC_CONFIG.format(runtime=RUNTIME))
+    config.write_text(voc_config())
     proc = run_tool('train', config, '--work-dir', tmp_path / 'wd', '--data-root', tmp_path / 'voc')
     log = proc.stdout + proc.stderr
     assert (tmp_path / 'wd' / 'epoch_2.pth').exists()
@@ -118,10 +73,10 @@ def test_bad_data_is_reported_once_in_a_table_and_training_goes_on(tmp_path):
 def test_inherited_evaluator_ann_file_and_head_classes_fail_before_training(tmp_path):
     generate_shapes(str(tmp_path / 'shapes'), num_train=4, num_val=4, img_size=64, seed=1, workers=1)
     good = [('circle', (5, 5, 30, 30))]
-    write_voc(tmp_path / 'voc', {f'img{i}': good for i in range(4)}, 'train')
-    write_voc(tmp_path / 'voc', {f'val{i}': good for i in range(4)}, 'val')
+    write_voc_split(tmp_path / 'voc', 'train', {f'img{i}': good for i in range(4)})
+    write_voc_split(tmp_path / 'voc', 'val', {f'val{i}': good for i in range(4)})
     parent = tmp_path / 'coco_parent.py'
-    parent.write_text(COCO_PARENT.format(runtime=RUNTIME, root=str(tmp_path / 'shapes')))
+    parent.write_text(coco_parent(str(tmp_path / 'shapes')))
     child = tmp_path / 'voc_child.py'
     child.write_text(VOC_CHILD.format(parent=str(parent), root=str(tmp_path / 'voc')))
 
@@ -141,12 +96,11 @@ def test_a_dataset_that_cannot_be_built_stops_with_its_reason(tmp_path):
     from det.engine.config import load_config
     from det.engine.preflight import DataCheckError, check_before_run
     cells = [('RBC', (5, 5, 30, 30)), ('WBC', (30, 10, 60, 40))]
-    write_voc(tmp_path / 'voc', {f'img{i}': cells for i in range(2)}, 'train')
-    write_voc(tmp_path / 'voc', {'val0': cells}, 'val')
+    write_voc_split(tmp_path / 'voc', 'train', {f'img{i}': cells for i in range(2)})
+    write_voc_split(tmp_path / 'voc', 'val', {'val0': cells})
     config = tmp_path / 'voc.py'
     # The data root written into the config (--data-root would take the folder's classes instead).
-    root = repr(str(tmp_path / 'voc'))
-    config.write_text(VOC_CONFIG.format(runtime=RUNTIME).replace("'no/such/root'", root))
+    config.write_text(voc_config(str(tmp_path / 'voc')))
     cfg = load_config(str(config), work_dir=str(tmp_path / 'wd'))
     with pytest.raises(DataCheckError, match=r"train dataset cannot be built: .*\['RBC', 'WBC'\]"):
         check_before_run(cfg)
@@ -162,7 +116,7 @@ def _check_dataset_tool():
 def test_check_dataset_tool_names_files_and_is_instant_the_second_time(tmp_path, capsys, monkeypatch):
     bad_voc(tmp_path / 'voc')
     config = tmp_path / 'voc.py'
-    config.write_text(VOC_CONFIG.format(runtime=RUNTIME))
+    config.write_text(voc_config())
     tool = _check_dataset_tool()
     args = [str(config), '--data-root', str(tmp_path / 'voc'), '--work-dir', str(tmp_path / 'wd'),
             '--all-files']

@@ -100,6 +100,7 @@ def test_test_tool_accepts_a_list_of_evaluators(trained, tmp_path):
     first = re.search(r'coco/AP50: (-?[\d.]+)', log).group(1)
     assert re.search(r'again/AP50: (-?[\d.]+)', log).group(1) == first
     assert isinstance(json.loads(out.read_text()), list)
+    assert 'checkpoints:' not in log  # the checkpoint policy is a step of training only
 
 
 def test_test_tool_folds_batchnorms_and_detects_as_the_unfused_model(trained, tmp_path):

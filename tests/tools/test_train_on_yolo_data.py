@@ -7,29 +7,9 @@ import numpy as np
 
 from det.datasets.shapes import render_image, sample_layout
 
-from .conftest import REPO, run_tool
+from .conftest import experiment_config, run_tool
 
 CLASSES = ('circle', 'square', 'triangle')  # the first three of the shapes generator's classes
-
-CONFIG = """
-_base_ = [{runtime!r}]
-pipeline = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'),
-            dict(type='Resize', scale=(96, 96)), dict(type='Pad', size=(96, 96)), dict(type='PackDetInputs')]
-yolo = dict(type='YOLODataset', data_yaml={data_yaml!r}, pipeline=pipeline)
-train_dataloader = dict(batch_size=4, num_workers=0, sampler=dict(type='DefaultSampler', shuffle=True),
-                        dataset=dict(yolo, split='train'))
-val_dataloader = dict(batch_size=4, num_workers=0, sampler=dict(type='DefaultSampler', shuffle=False),
-                      dataset=dict(yolo, split='val', test_mode=True))
-val_evaluator = dict(type='CocoMetric')
-model = dict(type='SingleStageDetector', data_preprocessor=dict(type='DetDataPreprocessor'),
-             backbone=dict(type='MobileNetV2', widen_factor=0.35, out_indices=(2,)),
-             head=dict(type='YOLOV1Head', num_classes=3, feat_channels=16, num_convs=1))
-optim_wrapper = dict(optimizer=dict(type='AdamW', lr=1e-3))
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=1, val_interval=1)
-val_cfg = dict(type='ValLoop')
-default_hooks = dict(logger=dict(type='LoggerHook', interval=1))
-"""
-
 
 def write_yolo_shapes(root, counts=(('train', 8), ('val', 4)), size=96) -> dict:
     """A YOLO folder of generated images holding circles, squares and triangles only; returns the number
@@ -57,8 +37,8 @@ def write_yolo_shapes(root, counts=(('train', 8), ('val', 4)), size=96) -> dict:
 def test_train_and_evaluate_on_a_yolo_folder(tmp_path):
     written = write_yolo_shapes(tmp_path / 'data')
     config = tmp_path / 'yolo_data.py'
-    config.write_text(CONFIG.format(runtime=str(REPO / 'configs/_base_/default_runtime.py'),
-                                    data_yaml=str(tmp_path / 'data' / 'data.yaml')))
+    data_yaml = str(tmp_path / 'data' / 'data.yaml')
+    config.write_text(experiment_config(f"dict(type='YOLODataset', data_yaml={data_yaml!r})", 3, size=96))
     proc = run_tool('train', config, '--work-dir', tmp_path / 'wd')
     log = proc.stdout + proc.stderr
     assert (tmp_path / 'wd' / 'epoch_1.pth').exists()

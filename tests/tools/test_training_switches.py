@@ -9,6 +9,7 @@ from mmengine.hooks import Hook
 from mmengine.runner import Runner
 
 import det.engine  # noqa: F401  (registers det's hooks)
+from det.engine import use_safe_checkpoints
 from det.engine.config import load_config
 
 # BatchNorm statistics frozen and no BatchNorm in the head: nothing depends on how a batch is split.
@@ -30,6 +31,7 @@ def train(config, work_dir, hooks=(), **options) -> Runner:
     """Train like ``tools/train.py CONFIG --work-dir WORK_DIR --cfg-options OPTIONS``, with extra hook
     objects registered."""
     cfg = load_config(str(config), options, str(work_dir))
+    use_safe_checkpoints(cfg)
     cfg.experiment_name = work_dir.name  # mmengine keys its logger and message hub by this name
     runner = Runner.from_cfg(cfg)
     for hook in hooks:

@@ -7,48 +7,13 @@ import importlib.util
 import json
 import re
 
-import cv2
-import numpy as np
 import pytest
 
 from ..datasets.test_image_decoding import broken_png_bytes
-from .conftest import REPO, run_tool
+from .conftest import REPO, experiment_config, run_tool, voc_dataset, write_voc_split
 
-CONFIG = """
-_base_ = [{runtime!r}]
-pipeline = [dict(type='LoadImageFromFile', on_error='skip'), dict(type='LoadAnnotations'),
-            dict(type='Resize', scale=(64, 64)), dict(type='Pad', size=(64, 64)), dict(type='PackDetInputs')]
-test_pipeline = [dict(pipeline[0], on_error='raise')] + pipeline[1:]
-voc = dict(type='VOCDataset', data_root={root!r}, metainfo=dict(classes=('circle', 'square')))
-train_dataloader = dict(batch_size=4, num_workers=0, sampler=dict(type='DefaultSampler', shuffle=True),
-                        dataset=dict(voc, split='train', pipeline=pipeline))
-val_dataloader = dict(batch_size=4, num_workers=0, sampler=dict(type='DefaultSampler', shuffle=False),
-                      dataset=dict(voc, split='val', pipeline=test_pipeline, test_mode=True))
-test_dataloader = val_dataloader
-val_evaluator = dict(type='CocoMetric')
-test_evaluator = val_evaluator
-model = dict(type='SingleStageDetector', data_preprocessor=dict(type='DetDataPreprocessor'),
-             backbone=dict(type='MobileNetV2', widen_factor=0.35, out_indices=(2,)),
-             head=dict(type='YOLOV1Head', num_classes=2, feat_channels=16, num_convs=1))
-optim_wrapper = dict(optimizer=dict(type='AdamW', lr=1e-3))
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=1, val_interval=1)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-"""
-OBJECTS = ('<object><name>circle</name><bndbox><xmin>5</xmin><ymin>5</ymin><xmax>30</xmax><ymax>30</ymax>'
-           '</bndbox></object>')
 STRICT_ERROR = ('val dataset VOCDataset: 1 images cannot be read ({path}); a test-mode dataset would stop '
                 'on them mid-run: fix or remove them')
-
-
-def write_split(root, split, names):
-    rng = np.random.default_rng(len(split))
-    for name in names:
-        cv2.imwrite(str(root / 'JPEGImages' / f'{name}.jpg'), rng.integers(0, 255, (48, 64, 3), np.uint8))
-        (root / 'Annotations' / f'{name}.xml').write_text(
-            f'<annotation><filename>{name}.jpg</filename><size><width>64</width><height>48</height>'
-            f'</size>{OBJECTS}</annotation>')
-    (root / 'ImageSets/Main' / f'{split}.txt').write_text('\n'.join(names))
 
 
 @pytest.fixture(scope='module')
@@ -57,19 +22,18 @@ def experiment(tmp_path_factory):
     short, two sound ones; the train split has 6, one a PNG with noise for pixel data."""
     folder = tmp_path_factory.mktemp('unreadable_val')
     root = folder / 'voc'
-    for sub in ('Annotations', 'JPEGImages', 'ImageSets/Main'):
-        (root / sub).mkdir(parents=True)
-    write_split(root, 'train', [f'img{i}' for i in range(6)])
+    circle = [('circle', (5, 5, 30, 30))]
+    write_voc_split(root, 'train', {f'img{i}': circle for i in range(6)})
     (root / 'JPEGImages/img5.jpg').unlink()
     (root / 'JPEGImages/img5.png').write_bytes(broken_png_bytes())
     xml = root / 'Annotations/img5.xml'
     xml.write_text(xml.read_text().replace('img5.jpg', 'img5.png'))
-    write_split(root, 'val', [f'val{i}' for i in range(4)])
+    write_voc_split(root, 'val', {f'val{i}': circle for i in range(4)})
     (root / 'JPEGImages/val1.jpg').write_bytes(b'')
     cut = root / 'JPEGImages/val2.jpg'
     cut.write_bytes(cut.read_bytes()[:-20])
     config = folder / 'voc.py'
-    config.write_text(CONFIG.format(runtime=str(REPO / 'configs/_base_/default_runtime.py'), root=str(root)))
+    config.write_text(experiment_config(voc_dataset(root, ('circle', 'square')), 2))
     return config, root
 
 

@@ -18,7 +18,8 @@ from matplotlib.patches import Rectangle
 from mmengine.config import DictAction
 from mmengine.runner import set_random_seed
 
-from det.analysis.common import build_split_dataset, load_config, new_figure, save_figure
+from det.analysis.common import build_split_dataset, new_figure, save_figure
+from det.engine.config import load_config
 
 DPI = 100
 

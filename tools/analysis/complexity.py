@@ -12,11 +12,12 @@ import argparse
 import torch
 from mmengine.analysis import FlopAnalyzer
 from mmengine.analysis.print_helper import complexity_stats_table
-from mmengine.config import Config, DictAction
+from mmengine.config import DictAction
 from mmengine.registry import init_default_scope
 from torch import nn
 
 from det.analysis.receptive_field import ReceptiveField, output_levels
+from det.engine.config import load_config
 from det.registry import MODELS
 
 __all__ = ['ReceptiveField', 'analyse', 'output_levels']
@@ -85,10 +86,8 @@ def parse_args():
 
 def main():
     args = parse_args()
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    init_default_scope(cfg.get('default_scope', 'det'))
+    cfg = load_config(args.config, args.cfg_options)
+    init_default_scope(cfg.default_scope)
     print(analyse(MODELS.build(cfg.model), tuple(args.shape), args.max_depth))
 
 

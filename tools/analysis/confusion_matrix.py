@@ -54,9 +54,7 @@ def draw(matrix: np.ndarray, classes: list, title: str):
 def main(argv=None) -> dict:
     args = parse_args(argv)
     try:
-        if not osp.isfile(args.ann_json):
-            raise FileNotFoundError(f'no such file: {args.ann_json}')
-        dets = load_detections(args.dets_json)
+        dets = load_detections(args.dets_json, args.ann_json)
         result = confusion_matrix(args.ann_json, dets, args.score_thr, args.iou_thr)
     except (FileNotFoundError, ValueError) as error:
         sys.exit(f'error: {error}')

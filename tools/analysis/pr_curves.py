@@ -66,9 +66,7 @@ def draw(result: dict, title: str):
 def main(argv=None) -> dict:
     args = parse_args(argv)
     try:
-        if not osp.isfile(args.ann_json):
-            raise FileNotFoundError(f'no such file: {args.ann_json}')
-        dets = load_detections(args.dets_json)
+        dets = load_detections(args.dets_json, args.ann_json)
         result = precision_recall(args.ann_json, dets, args.iou_thr, args.tiers or DEFAULT_TIERS,
                                   args.backend)
     except (FileNotFoundError, ValueError) as error:

@@ -29,9 +29,10 @@ from mmengine.dataset import pseudo_collate
 from mmengine.logging import MMLogger
 from mmengine.runner import set_random_seed
 
-from det.analysis.common import build_split_dataset, load_config, new_figure, save_figure
+from det.analysis.common import build_split_dataset, new_figure, save_figure
 from det.analysis.receptive_field import effective_receptive_field, level_fields, mass_radius
 from det.apis import init_detector
+from det.engine.config import load_config
 
 
 def parse_args(argv=None):

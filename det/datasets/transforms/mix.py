@@ -58,8 +58,26 @@ def _check_scale(img_scale) -> tuple:
     return scale
 
 
+class _MixTransform:
+    """What both mixing transforms share: the canvas fill ``pad_val``, the box filter of
+    :func:`_clip_and_filter` (``min_bbox_size`` pixels, ``min_area_ratio`` of a box left visible) and the
+    probability ``prob`` of mixing at all."""
+
+    def __init__(self, pad_val: int, min_bbox_size: float, min_area_ratio: float, prob: float):
+        if not 0 <= prob <= 1:
+            raise ValueError(f'{type(self).__name__}: prob must lie in [0, 1], got {prob}')
+        self.pad_val = pad_val
+        self.min_bbox_size = min_bbox_size
+        self.min_area_ratio = min_area_ratio
+        self.prob = prob
+
+    def _keep(self, boxes: np.ndarray, region) -> tuple:
+        """:func:`_clip_and_filter` with this transform's filter."""
+        return _clip_and_filter(boxes, region, self.min_bbox_size, self.min_area_ratio)
+
+
 @TRANSFORMS.register_module()
-class Mosaic:
+class Mosaic(_MixTransform):
     """Four images on one ``img_scale = (w, h)`` canvas, one per quadrant around a random centre.
 
     The current sample and three more (``get_indexes``) are each resized, keeping their aspect ratio, to
@@ -83,14 +101,9 @@ class Mosaic:
             raise ValueError(f'center_ratio_range must lie in [0, 1], got {center_ratio_range!r}')
         if not 0 < scale_range[0] <= scale_range[1]:
             raise ValueError(f'scale_range must be positive (lo, hi), got {scale_range!r}')
-        if not 0 <= prob <= 1:
-            raise ValueError(f'prob must lie in [0, 1], got {prob}')
+        super().__init__(pad_val, min_bbox_size, min_area_ratio, prob)
         self.center_ratio_range = tuple(center_ratio_range)
         self.scale_range = tuple(scale_range)
-        self.pad_val = pad_val
-        self.min_bbox_size = min_bbox_size
-        self.min_area_ratio = min_area_ratio
-        self.prob = prob
 
     def get_indexes(self, dataset) -> list:
         """Three random indexes of ``dataset`` (the other quadrants)."""
@@ -125,7 +138,7 @@ class Mosaic:
             canvas[y1:y2, x1:x2] = img[crop_y1:crop_y1 + y2 - y1, crop_x1:crop_x1 + x2 - x1]
             boxes, labels, ignore = _boxes_of(sample)
             boxes = boxes * ratio + np.array([x1 - crop_x1, y1 - crop_y1] * 2, dtype=np.float32)
-            boxes, keep = _clip_and_filter(boxes, (x1, y1, x2, y2), self.min_bbox_size, self.min_area_ratio)
+            boxes, keep = self._keep(boxes, (x1, y1, x2, y2))
             all_boxes.append(boxes[keep])
             all_labels.append(labels[keep])
             all_ignore.append(ignore[keep])
@@ -141,7 +154,7 @@ class Mosaic:
 
 
 @TRANSFORMS.register_module()
-class MixUp:
+class MixUp(_MixTransform):
     """Blends a second sample into the current one: ``img = lam * current + (1 - lam) * other`` with
     ``lam ~ Beta(alpha, alpha)`` (32: close to 0.5, as YOLOv5), and keeps the boxes of both.
 
@@ -157,16 +170,13 @@ class MixUp:
                  prob: float = 1.0):
         if not 0 < ratio_range[0] <= ratio_range[1]:
             raise ValueError(f'ratio_range must be positive (lo, hi), got {ratio_range!r}')
-        if alpha <= 0 or not 0 <= prob <= 1 or not 0 <= flip_ratio <= 1:
-            raise ValueError(f'MixUp needs alpha > 0 and prob, flip_ratio in [0, 1]; got alpha={alpha}, '
-                             f'prob={prob}, flip_ratio={flip_ratio}')
+        if alpha <= 0 or not 0 <= flip_ratio <= 1:
+            raise ValueError(f'MixUp needs alpha > 0 and flip_ratio in [0, 1]; got alpha={alpha}, '
+                             f'flip_ratio={flip_ratio}')
+        super().__init__(pad_val, min_bbox_size, min_area_ratio, prob)
         self.ratio_range = tuple(ratio_range)
         self.flip_ratio = flip_ratio
         self.alpha = alpha
-        self.pad_val = pad_val
-        self.min_bbox_size = min_bbox_size
-        self.min_area_ratio = min_area_ratio
-        self.prob = prob
 
     def get_indexes(self, dataset) -> list:
         """One random index of ``dataset``."""
@@ -197,7 +207,7 @@ class MixUp:
         off_y = int(np.random.randint(padded.shape[0] - height + 1))
         window = padded[off_y:off_y + height, off_x:off_x + width]
         boxes = boxes - np.array([off_x, off_y, off_x, off_y], dtype=np.float32)
-        boxes, keep = _clip_and_filter(boxes, (0, 0, width, height), self.min_bbox_size, self.min_area_ratio)
+        boxes, keep = self._keep(boxes, (0, 0, width, height))
 
         lam = np.random.beta(self.alpha, self.alpha)
         blended = lam * results['img'].astype(np.float32) + (1 - lam) * window.astype(np.float32)

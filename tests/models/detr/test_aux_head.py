@@ -2,10 +2,9 @@
 loss, reaching the backbone, absent from inference, and its classes checked against the set head's."""
 import pytest
 import torch
-from mmengine.structures import InstanceData
 
 from det.registry import MODELS
-from det.structures import DetDataSample
+from tests.conftest import make_sample
 
 SIZE = 64
 AUX = dict(type='YOLOV1Head', num_classes=3, feat_channels=16, num_convs=1,
@@ -25,10 +24,7 @@ def _model(aux_head=AUX, seed=0):
 
 
 def _data(model):
-    meta = dict(img_shape=(SIZE, SIZE), ori_shape=(SIZE, SIZE), scale_factor=(1.0, 1.0))
-    sample = DetDataSample(metainfo=meta)
-    sample.gt_instances = InstanceData(bboxes=torch.tensor([[4.0, 8.0, 30.0, 40.0]]),
-                                       labels=torch.tensor([2]))
+    sample = make_sample([[4.0, 8.0, 30.0, 40.0]], [2], (SIZE, SIZE))
     inputs = [torch.randint(0, 255, (3, SIZE, SIZE), dtype=torch.uint8)]
     return model.data_preprocessor(dict(inputs=inputs, data_samples=[sample]), training=True)
 

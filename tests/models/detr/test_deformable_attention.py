@@ -6,6 +6,7 @@ import torch
 
 from det.models.detr import DeformableCrossAttention, DetrTransformerDecoder
 from det.registry import MODELS
+from tests.conftest import make_sample
 
 
 def _level_padding(batch, height, width):
@@ -132,14 +133,9 @@ def _multiscale_detr(out_indices=(2, 3), cross_attention='deformable'):
 def test_multiscale_decoder_reads_the_finer_map():
     """Backbone maps at strides 8 and 16: the encoder reads the stride-16 map, the decoder samples both, so
     the loss reaches the stride-8 map's projection and a change of that map alone changes predictions."""
-    from mmengine.structures import InstanceData
-
-    from det.structures import DetDataSample
     model = _multiscale_detr()
     assert len(model.level_proj) == 1 and model.decoder.layers[0].cross_attn.num_levels == 2
-    sample = DetDataSample(metainfo=dict(img_shape=(64, 64), ori_shape=(64, 64), scale_factor=(1.0, 1.0)))
-    sample.gt_instances = InstanceData(bboxes=torch.tensor([[4.0, 8.0, 30.0, 40.0]]),
-                                       labels=torch.tensor([1]))
+    sample = make_sample([[4.0, 8.0, 30.0, 40.0]], [1])
     data = model.data_preprocessor(dict(inputs=[torch.randint(0, 255, (3, 64, 64), dtype=torch.uint8)],
                                         data_samples=[sample]), training=True)
     sum(model(**data, mode='loss').values()).backward()

@@ -2,11 +2,10 @@
 the mask and through the decoder (perturbing one group changes nothing else); noise stays in its bounds;
 the matching queries' losses do not depend on whether denoising queries are present."""
 import torch
-from mmengine.structures import InstanceData
 
 from det.models.detr import DenoisingQueries, DetrTransformerDecoder
 from det.registry import MODELS
-from det.structures import DetDataSample
+from tests.conftest import make_sample
 
 NUM_MATCHING = 4
 
@@ -110,10 +109,7 @@ def test_matching_losses_unchanged_by_denoising_queries():
     """End to end: the same weights give the same matching-query losses with and without denoising."""
     for query_type in ('embedding', 'anchor'):
         model = _tiny_detr(query_type, dict(num_groups=2))
-        sample = DetDataSample(metainfo=dict(img_shape=(64, 48), ori_shape=(64, 48),
-                                             scale_factor=(1.0, 1.0)))
-        boxes = torch.tensor([[4.0, 6.0, 30.0, 40.0], [20.0, 10.0, 44.0, 30.0]])
-        sample.gt_instances = InstanceData(bboxes=boxes, labels=torch.tensor([1, 3]))
+        sample = make_sample([[4.0, 6.0, 30.0, 40.0], [20.0, 10.0, 44.0, 30.0]], [1, 3], (64, 48))
         inputs = torch.randn(1, 3, 64, 64)
         model.train()
         with_dn = model(inputs, [sample], mode='loss')

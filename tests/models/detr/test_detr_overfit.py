@@ -1,16 +1,11 @@
 """Learning check: a tiny plain DETR overfits 8 small images to AP50 > 0.9 (about 100 steps here), scored by
-pycocotools on its own predictions; AP50 is checked every 25 steps and the run stops once it is reached."""
-import contextlib
-import io
-
+det's evaluate_coco (pycocotools) on its own predictions; AP50 is checked every 25 steps and the run stops
+once it is reached."""
 import numpy as np
 import torch
-from mmengine.structures import InstanceData
-from pycocotools.coco import COCO
-from pycocotools.cocoeval import COCOeval
 
 from det.registry import MODELS
-from det.structures import DetDataSample
+from tests.conftest import ap50, make_sample
 
 SIZE = 64
 COLOURS = torch.tensor([[230.0, 40.0, 40.0], [40.0, 200.0, 40.0], [40.0, 40.0, 230.0]])  # class = colour
@@ -31,37 +26,9 @@ def _images(num=8, seed=0):
             img[:, y0:y1, x0:x1] = COLOURS[label][:, None, None]
             boxes.append([x0, y0, x1, y1])
             labels.append(label)
-        sample = DetDataSample(metainfo=dict(img_shape=(SIZE, SIZE), ori_shape=(SIZE, SIZE),
-                                             scale_factor=(1.0, 1.0)))
-        sample.gt_instances = InstanceData(bboxes=torch.tensor(boxes, dtype=torch.float32),
-                                           labels=torch.tensor(labels))
         inputs.append(img.to(torch.uint8))
-        samples.append(sample)
+        samples.append(make_sample(boxes, labels, (SIZE, SIZE)))
     return inputs, samples
-
-
-def _ap50(samples, predictions) -> float:
-    images, annotations, results = [], [], []
-    for i, (sample, pred) in enumerate(zip(samples, predictions)):
-        images.append(dict(id=i, width=SIZE, height=SIZE))
-        for box, label in zip(sample.gt_instances.bboxes.tolist(), sample.gt_instances.labels.tolist()):
-            w, h = box[2] - box[0], box[3] - box[1]
-            annotations.append(dict(id=len(annotations) + 1, image_id=i, category_id=label, iscrowd=0,
-                                    bbox=[box[0], box[1], w, h], area=w * h))
-        inst = pred.pred_instances
-        for box, score, label in zip(inst.bboxes.tolist(), inst.scores.tolist(), inst.labels.tolist()):
-            results.append(dict(image_id=i, category_id=label, score=score,
-                                bbox=[box[0], box[1], box[2] - box[0], box[3] - box[1]]))
-    with contextlib.redirect_stdout(io.StringIO()):
-        gt = COCO()
-        gt.dataset = dict(images=images, annotations=annotations,
-                          categories=[dict(id=c) for c in range(3)])
-        gt.createIndex()
-        evaluator = COCOeval(gt, gt.loadRes(results), 'bbox')
-        evaluator.evaluate()
-        evaluator.accumulate()
-        evaluator.summarize()
-    return float(evaluator.stats[1])
 
 
 def test_tiny_detr_overfits_8_images():
@@ -87,7 +54,7 @@ def test_tiny_detr_overfits_8_images():
         if step % 25 == 0:
             model.eval()
             with torch.no_grad():
-                history.append(_ap50(samples, model(**data, mode='predict')))
+                history.append(ap50(samples, model(**data, mode='predict'), 3))
             if history[-1] > 0.9:
                 break
     assert history[-1] > 0.9, f'AP50 every 25 steps: {np.round(history, 3).tolist()}'

@@ -3,10 +3,9 @@ selected queries against a brute-force ranking of the token scores, padding neve
 encoder proposals' set loss reaching the backbone, and clear errors."""
 import pytest
 import torch
-from mmengine.structures import InstanceData
 
 from det.registry import MODELS
-from det.structures import DetDataSample
+from tests.conftest import make_sample
 
 SIZE = 64
 
@@ -27,10 +26,7 @@ def _batch(model, boxes_per_image=((4, 8, 30, 40),), shapes=((SIZE, SIZE), (SIZE
     inputs, samples = [], []
     for h, w in shapes:
         inputs.append(torch.randint(0, 255, (3, h, w), dtype=torch.uint8))
-        sample = DetDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w), scale_factor=(1.0, 1.0)))
-        boxes = torch.tensor(boxes_per_image, dtype=torch.float32).reshape(-1, 4)
-        sample.gt_instances = InstanceData(bboxes=boxes, labels=torch.zeros(len(boxes), dtype=torch.long))
-        samples.append(sample)
+        samples.append(make_sample(boxes_per_image, [0] * len(boxes_per_image), (h, w)))
     return model.data_preprocessor(dict(inputs=inputs, data_samples=samples), training=True)
 
 

@@ -14,7 +14,6 @@ import pytest
 import torch
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
-from mmengine.structures import InstanceData
 from scipy.optimize import linear_sum_assignment
 from torch import nn
 from torchvision.models.detection import fasterrcnn_mobilenet_v3_large_320_fpn
@@ -24,7 +23,7 @@ from torchvision.ops import batched_nms, clip_boxes_to_image, remove_small_boxes
 
 import det.models  # noqa: F401  (registers the modules)
 from det.registry import MODELS
-from det.structures import DetDataSample
+from tests.conftest import make_sample
 from tests.decision_margins import cut_margin, min_side_margin, nms_margins, threshold_margin
 
 CONFIG = Path(__file__).resolve().parents[3] / 'configs/faster_rcnn_mobilenetv3_fpn_320_shapes.py'
@@ -189,10 +188,7 @@ def _batch():
            (torch.zeros(0, 4), torch.zeros(0, dtype=torch.long))]
     samples = []
     for bboxes, labels in gts:
-        sample = DetDataSample(metainfo=dict(img_shape=(SIZE, SIZE), ori_shape=(SIZE, SIZE),
-                                             scale_factor=(1.0, 1.0), batch_input_shape=(SIZE, SIZE)))
-        sample.gt_instances = InstanceData(bboxes=bboxes, labels=labels)
-        samples.append(sample)
+        samples.append(make_sample(bboxes, labels, (SIZE, SIZE)))
     targets = [dict(boxes=b, labels=lab + 1) for b, lab in gts]  # torchvision: 0 is the background
     return images, samples, targets
 

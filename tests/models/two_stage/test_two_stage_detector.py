@@ -5,13 +5,13 @@ torchvision equality test."""
 import pytest
 import torch
 from mmengine.registry import DefaultScope
-from mmengine.structures import InstanceData
 
 import det.models  # noqa: F401  (registers the modules)
 from det.registry import MODELS
-from det.structures import DetDataSample
+from tests.conftest import make_sample
 
 NUM_CLASSES = 3
+SHAPE = (128, 128)  # the input size of most tests here
 
 
 def thundernet(num_proposals=50, **overrides):
@@ -35,15 +35,6 @@ def thundernet(num_proposals=50, **overrides):
         return MODELS.build(cfg)
 
 
-def sample(bboxes, labels, shape=(128, 128), scale_factor=(1.0, 1.0)):
-    ori = (round(shape[0] / scale_factor[1]), round(shape[1] / scale_factor[0]))
-    s = DetDataSample(metainfo=dict(img_shape=shape, ori_shape=ori, scale_factor=scale_factor,
-                                    batch_input_shape=shape, pad_shape=shape))
-    s.gt_instances = InstanceData(bboxes=torch.tensor(bboxes, dtype=torch.float32).reshape(-1, 4),
-                                  labels=torch.tensor(labels, dtype=torch.long))
-    return s
-
-
 def test_proposals_per_image_bounded_and_inside_the_image():
     model = thundernet(num_proposals=40).eval()
     inputs = torch.randn(2, 3, 128, 128)
@@ -60,7 +51,7 @@ def test_proposals_per_image_bounded_and_inside_the_image():
 
 def test_losses_without_ground_truth():
     model = thundernet().train()
-    losses = model.loss(torch.randn(2, 3, 128, 128), [sample([], []), sample([], [])])
+    losses = model.loss(torch.randn(2, 3, 128, 128), [make_sample([], [], SHAPE), make_sample([], [], SHAPE)])
     assert set(losses) == {'loss_rpn_cls', 'loss_rpn_bbox', 'loss_cls', 'loss_bbox'}
     assert losses['loss_rpn_cls'] > 0 and losses['loss_cls'] > 0
     assert losses['loss_rpn_bbox'].item() == 0.0 and losses['loss_bbox'].item() == 0.0
@@ -69,13 +60,13 @@ def test_losses_without_ground_truth():
 
 def test_losses_with_one_box_are_positive_and_finite():
     model = thundernet().train()
-    losses = model.loss(torch.randn(1, 3, 128, 128), [sample([[20, 30, 80, 100]], [2])])
+    losses = model.loss(torch.randn(1, 3, 128, 128), [make_sample([[20, 30, 80, 100]], [2], SHAPE)])
     assert all(torch.isfinite(v) and v > 0 for v in losses.values()), losses
 
 
 def test_sam_passes_the_roi_loss_into_the_rpn_branch():
     model = thundernet().train()
-    losses = model.loss(torch.randn(1, 3, 128, 128), [sample([[20, 30, 80, 100]], [1])])
+    losses = model.loss(torch.randn(1, 3, 128, 128), [make_sample([[20, 30, 80, 100]], [1], SHAPE)])
     (losses['loss_cls'] + losses['loss_bbox']).backward()
     conv = model.rpn_head.rpn_conv
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in conv.parameters())
@@ -86,7 +77,7 @@ def test_sam_passes_the_roi_loss_into_the_rpn_branch():
     plain = thundernet(sam=None, roi_head=dict(
         type='StandardRoIHead', num_classes=NUM_CLASSES, num_fcs=1, fc_channels=128,
         roi_extractor=dict(type='PSRoIAlignExtractor', output_size=7))).train()
-    losses = plain.loss(torch.randn(1, 3, 128, 128), [sample([[20, 30, 80, 100]], [1])])
+    losses = plain.loss(torch.randn(1, 3, 128, 128), [make_sample([[20, 30, 80, 100]], [1], SHAPE)])
     (losses['loss_cls'] + losses['loss_bbox']).backward()
     assert all(p.grad is None for p in plain.rpn_head.rpn_conv.parameters())
 
@@ -95,8 +86,9 @@ def test_predict_rescales_once_and_tensor_mode_returns_raw_outputs():
     model = thundernet().eval()
     inputs = torch.randn(1, 3, 128, 128)
     with torch.no_grad():
-        in_input = model.predict_in_input_pixels(inputs, [sample([], [])])[0]
-        out = model(inputs, [sample([], [], scale_factor=(0.5, 0.5))], mode='predict')[0].pred_instances
+        in_input = model.predict_in_input_pixels(inputs, [make_sample([], [], SHAPE)])[0]
+        halved = make_sample([], [], SHAPE, scale_factor=(0.5, 0.5))
+        out = model(inputs, [halved], mode='predict')[0].pred_instances
         raw = model(inputs, mode='tensor')
     assert len(in_input.bboxes) > 0 and in_input.labels.max() < NUM_CLASSES
     torch.testing.assert_close(out.bboxes, (in_input.bboxes * 2).clamp(0, 256))
@@ -108,13 +100,13 @@ def test_predict_rescales_once_and_tensor_mode_returns_raw_outputs():
 def test_degenerate_boxes_are_skipped_and_non_finite_boxes_raise():
     model = thundernet().train()
     inputs = torch.randn(1, 3, 128, 128)
-    degenerate = sample([[10, 10, 10, 50], [30, 40, 20, 60], [20, 30, 80, 100]], [0, 1, 2])
+    degenerate = make_sample([[10, 10, 10, 50], [30, 40, 20, 60], [20, 30, 80, 100]], [0, 1, 2], SHAPE)
     losses = model.loss(inputs, [degenerate])
     assert all(torch.isfinite(v) for v in losses.values())
-    only_degenerate = model.loss(inputs, [sample([[10, 10, 10, 50]], [0])])
+    only_degenerate = model.loss(inputs, [make_sample([[10, 10, 10, 50]], [0], SHAPE)])
     assert only_degenerate['loss_bbox'].item() == 0.0 and only_degenerate['loss_rpn_bbox'].item() == 0.0
     with pytest.raises(ValueError, match='finite'):
-        model.loss(inputs, [sample([[10, 10, float('nan'), 50]], [0])])
+        model.loss(inputs, [make_sample([[10, 10, float('nan'), 50]], [0], SHAPE)])
 
 
 def test_image_smaller_than_the_anchors():
@@ -123,11 +115,11 @@ def test_image_smaller_than_the_anchors():
     1x1, where BatchNorm cannot train on one image.)"""
     model = thundernet().train()
     inputs = torch.randn(1, 3, 40, 40)
-    losses = model.loss(inputs, [sample([[2, 3, 30, 32]], [0], shape=(40, 40))])
+    losses = model.loss(inputs, [make_sample([[2, 3, 30, 32]], [0], img_shape=(40, 40))])
     assert all(torch.isfinite(v) for v in losses.values())
     model.eval()
     with torch.no_grad():
-        result = model.predict_in_input_pixels(inputs, [sample([], [], shape=(40, 40))])[0]
+        result = model.predict_in_input_pixels(inputs, [make_sample([], [], img_shape=(40, 40))])[0]
     assert (result.bboxes >= 0).all() and (result.bboxes <= 40).all()
 
 
@@ -146,5 +138,5 @@ def test_no_proposal_left_gives_empty_detections():
         anchor_generator=dict(type='AnchorGenerator', sizes=[16, 32], ratios=[1.0]),
         test_cfg=dict(topk=300, max_per_img=50, nms=dict(iou_thr=0.7), score_thr=1.1))).eval()
     with torch.no_grad():
-        results = model.predict_in_input_pixels(torch.randn(2, 3, 64, 64), [sample([], [], (64, 64))] * 2)
+        results = model.predict_in_input_pixels(torch.randn(2, 3, 64, 64), [make_sample([], [])] * 2)
     assert [len(r.bboxes) for r in results] == [0, 0] and results[0].bboxes.shape == (0, 4)

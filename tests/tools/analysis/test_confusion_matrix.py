@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from .tool_loader import load_tool
+from .tool_loader import assert_bad_inputs_named, load_tool
 
 CATS = [{'id': 2, 'name': 'cat'}, {'id': 5, 'name': 'dog'}, {'id': 9, 'name': 'fox'}]  # rows/cols 0, 1, 2
 
@@ -75,13 +75,5 @@ def test_matrix_known_by_construction(tmp_path, options, change):
 
 def test_bad_input_is_named(tmp_path):
     gt, dets = hand_case()
-    (tmp_path / 'gt.json').write_text(json.dumps(gt))
-    (tmp_path / 'empty.json').write_text('[]')
-    (tmp_path / 'other.json').write_text(json.dumps([dict(dets[0], category_id=77)]))
-    tool = load_tool('confusion_matrix')
-    with pytest.raises(SystemExit, match='no such file: .*nope.json'):
-        tool.main([str(tmp_path / 'nope.json'), str(tmp_path / 'empty.json')])
-    with pytest.raises(SystemExit, match='empty.json holds no detections'):
-        tool.main([str(tmp_path / 'gt.json'), str(tmp_path / 'empty.json')])
-    with pytest.raises(SystemExit, match=r'category id\(s\) not in the annotations'):
-        tool.main([str(tmp_path / 'gt.json'), str(tmp_path / 'other.json')])
+    assert_bad_inputs_named('confusion_matrix', tmp_path, gt, [dict(dets[0], category_id=77)],
+                            r'category id\(s\) not in the annotations')

@@ -14,7 +14,7 @@ from pycocotools.cocoeval import COCOeval
 from det.evaluation.coco_eval import DEFAULT_TIERS
 
 from ...evaluation.coco_cases import random_case
-from .tool_loader import load_tool
+from .tool_loader import assert_bad_inputs_named, load_tool
 
 
 def pycocotools_precision50(gt: dict, dets: list, area_rng) -> np.ndarray:
@@ -73,13 +73,5 @@ def test_area_under_each_plotted_curve_is_pycocotools_ap50(tmp_path, seed):
 
 def test_bad_input_is_named(tmp_path):
     gt, dets = random_case(0)
-    (tmp_path / 'gt.json').write_text(json.dumps(gt))
-    (tmp_path / 'empty.json').write_text('[]')
-    (tmp_path / 'bad.json').write_text(json.dumps(dets[:3] + [dict(dets[0], image_id=999)]))
-    tool = load_tool('pr_curves')
-    with pytest.raises(SystemExit, match='no such file: .*missing.json'):
-        tool.main([str(tmp_path / 'gt.json'), str(tmp_path / 'missing.json')])
-    with pytest.raises(SystemExit, match='empty.json holds no detections'):
-        tool.main([str(tmp_path / 'gt.json'), str(tmp_path / 'empty.json')])
-    with pytest.raises(SystemExit, match=r'image id\(s\) not in the annotations'):
-        tool.main([str(tmp_path / 'gt.json'), str(tmp_path / 'bad.json'), '--out', str(tmp_path / 'x.png')])
+    assert_bad_inputs_named('pr_curves', tmp_path, gt, dets[:3] + [dict(dets[0], image_id=999)],
+                            r'image id\(s\) not in the annotations')
