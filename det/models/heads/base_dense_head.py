@@ -4,8 +4,9 @@ one post-processing path of :mod:`det.models.utils.selection` (MMDetection 3.x's
 A head implements three methods and nothing else of the contract:
 
 - ``forward(feats) -> tuple of raw tensors`` (logits and encoded boxes; nothing decoded);
-- ``loss_by_feat(*raw, batch_gt_instances, batch_img_metas) -> dict of 'loss_*' tensors``: targets come
-  from the head's TASK_UTILS module, each term from its own registered loss config;
+- ``loss_by_feat(*raw, batch_gt_instances, batch_img_metas, batch_gt_instances_ignore) -> dict of
+  'loss_*' tensors``: targets (ignore regions included) come from the head's TASK_UTILS module, each
+  term from its own registered loss config;
 - ``predict_by_feat(*raw, batch_img_metas) -> list[InstanceData]``, usually by decoding every position
   into boxes and per-class scores and handing them to :meth:`select_detections`.
 
@@ -47,10 +48,13 @@ class BaseDenseHead(BaseModule):
         self.test_cfg = build_selection_cfg(test_cfg, self.default_test_cfg)
 
     def loss(self, feats: tuple, data_samples: list) -> dict:
-        """Losses of the batch; ``data_samples[i].gt_instances`` are xyxy network-input pixels."""
+        """Losses of the batch; ``data_samples[i].gt_instances`` are xyxy network-input pixels, and each
+        sample's ``ignored_instances`` (crowd / difficult boxes, or None) go to the targets too."""
         raw = self(feats)
         return self.loss_by_feat(*raw, batch_gt_instances=[s.gt_instances for s in data_samples],
-                                 batch_img_metas=[s.metainfo for s in data_samples])
+                                 batch_img_metas=[s.metainfo for s in data_samples],
+                                 batch_gt_instances_ignore=[getattr(s, 'ignored_instances', None)
+                                                            for s in data_samples])
 
     @torch.no_grad()
     def predict(self, feats: tuple, data_samples: list) -> list:
@@ -59,8 +63,10 @@ class BaseDenseHead(BaseModule):
         return self.predict_by_feat(*self(feats), batch_img_metas=[s.metainfo for s in data_samples])
 
     @abstractmethod
-    def loss_by_feat(self, *raw, batch_gt_instances: list, batch_img_metas: list) -> dict:
-        """Raw outputs and ground truth -> ``{'loss_<term>': scalar}``."""
+    def loss_by_feat(self, *raw, batch_gt_instances: list, batch_img_metas: list,
+                     batch_gt_instances_ignore: list = None) -> dict:
+        """Raw outputs and ground truth (``batch_gt_instances_ignore``: one ``InstanceData`` of ignored
+        ``bboxes`` or None per image) -> ``{'loss_<term>': scalar}``."""
 
     @abstractmethod
     def predict_by_feat(self, *raw, batch_img_metas: list) -> list:

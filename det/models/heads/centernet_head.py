@@ -134,14 +134,6 @@ class CenterNetHead(BaseDenseHead):
         offset = (ltrb[:, 2:] - ltrb[:, :2]) / 2
         return self.heatmap_branch(x), wh, offset
 
-    def loss(self, feats: tuple, data_samples: list) -> dict:
-        """As the base, also handing each sample's ``ignored_instances`` (if any) to the targets."""
-        raw = self(feats)
-        return self.loss_by_feat(*raw, batch_gt_instances=[s.gt_instances for s in data_samples],
-                                 batch_img_metas=[s.metainfo for s in data_samples],
-                                 batch_gt_instances_ignore=[getattr(s, 'ignored_instances', None)
-                                                            for s in data_samples])
-
     def loss_by_feat(self, heatmap, wh, offset, batch_gt_instances: list, batch_img_metas: list,
                      batch_gt_instances_ignore: list = None) -> dict:
         """Targets from ``batch_gt_instances`` (xyxy input pixels) and the optional
