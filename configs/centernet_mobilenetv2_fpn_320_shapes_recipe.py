@@ -15,7 +15,7 @@ model = dict(
     # Reads the finest (stride-4) FPN level only, so only its output conv is built.
     neck=dict(type='FPN', out_channels=48, out_indices=(0,)),
     # TTFNet box regression: 4 side distances per pixel, GIoU on decoded boxes, elliptical Gaussians.
-    head=dict(type='CenterNetHead', num_classes=5, in_index=0, feat_channels=48,
+    head=dict(type='TTFNetHead', num_classes=5, in_index=0, feat_channels=48,
               target_generator=dict(type='TTFNetTargetGenerator', alpha=0.54, beta=0.54),
               loss_heatmap=dict(type='GaussianFocalLoss', alpha=2.0, beta=4.0, loss_weight=1.0),
               loss_bbox=dict(type='GIoULoss', loss_weight=5.0),

@@ -8,7 +8,8 @@ from det.models.heads import BaseDenseHead
 from det.models.utils.selection import TEST_CFG_KEYS
 from det.registry import MODELS
 
-HEADS = {'YOLOV1Head': dict(feat_channels=8, num_convs=1), 'CenterNetHead': dict(feat_channels=8)}
+HEADS = {'YOLOV1Head': dict(feat_channels=8, num_convs=1), 'CenterNetHead': dict(feat_channels=8),
+         'TTFNetHead': dict(feat_channels=8)}
 
 
 def _build(name, **kwargs):
