@@ -5,8 +5,8 @@ original image, ``scores`` ``[N_v]``, ``labels`` ``[N_v]`` (anything ``torch.as_
 optional per-view ``weights``. The output is one ``(boxes float32 [K, 4], scores float32 [K], labels
 int64 [K])``, best score first. Boxes of zero area are dropped first, as ensemble-boxes does.
 
-- ``nms``: class-wise NMS (``torchvision.ops.batched_nms``) over all views; weights multiply the
-  scores.
+- ``nms``: class-wise NMS (``torchvision.ops.batched_nms`` through the heads' one selection function)
+  over all views; weights multiply the scores.
 - ``soft_nms``: class-wise soft-NMS (Bodla et al. 2017): the best box is kept and every other box of
   its class has its score decayed by ``1 - IoU`` where IoU > ``iou_thr`` (``decay='linear'``) or by
   ``exp(-IoU^2 / sigma)`` (``'gaussian'``); boxes whose decayed score falls to ``min_score`` or below
@@ -22,7 +22,8 @@ its numbers (scores are otherwise left as they are, so score thresholds keep the
 """
 import numpy as np
 import torch
-from torchvision.ops import batched_nms
+
+from det.models.utils.selection import select_detections
 
 METHODS = ('nms', 'soft_nms', 'wbf')
 
@@ -83,12 +84,12 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def nms(boxes_list, scores_list, labels_list, iou_thr: float = 0.5, weights=None) -> tuple:
-    """Class-wise NMS over the views' boxes: a box is dropped when a better box of its class overlaps
-    it with IoU > ``iou_thr``."""
+    """Class-wise NMS over the views' boxes (the heads' :func:`select_detections` with only its ``nms``
+    step): a box is dropped when a better box of its class overlaps it with IoU > ``iou_thr``."""
     boxes, scores, labels, _ = _concat(boxes_list, scores_list, labels_list, weights)
-    keep = batched_nms(torch.from_numpy(boxes), torch.from_numpy(scores), torch.from_numpy(labels),
-                       iou_thr).numpy()
-    return _result(boxes[keep], scores[keep], labels[keep])
+    kept = select_detections(torch.from_numpy(boxes), torch.from_numpy(scores), torch.from_numpy(labels),
+                             nms=dict(iou_thr=iou_thr))
+    return _result(kept.bboxes.numpy(), kept.scores.numpy(), kept.labels.numpy())
 
 
 def soft_nms(boxes_list, scores_list, labels_list, iou_thr: float = 0.5, sigma: float = 0.5,

@@ -54,6 +54,16 @@ def by_label_then_score(boxes, scores, labels) -> tuple:
     return boxes.reshape(-1, 4)[order], scores[order], labels[order]
 
 
+def assert_same_detections(ours: tuple, ref: tuple) -> None:
+    """Our (boxes in pixels, scores, labels) tensors and the reference's (boxes in [0, 1]) arrays hold
+    the same rows, compared by label then score."""
+    ours = by_label_then_score(ours[0].numpy() / SCALE, ours[1].numpy(), ours[2].numpy())
+    ref = by_label_then_score(*ref)
+    assert len(ours[0]) == len(ref[0])
+    for a, b in zip(ours, ref):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+
+
 CASES = [(seed, 1 + seed % 4) for seed in range(12)]
 
 
@@ -66,11 +76,7 @@ def test_wbf_matches_ensemble_boxes(seed, num_views):
                                                weights=weights, iou_thr=0.55, skip_box_thr=0.0)
     assert ours[0].dtype == torch.float32 and ours[2].dtype == torch.int64
     assert torch.all(ours[1][:-1] >= ours[1][1:])
-    ours = by_label_then_score(ours[0].numpy() / SCALE, ours[1].numpy(), ours[2].numpy())
-    ref = by_label_then_score(*ref)
-    assert len(ours[0]) == len(ref[0])
-    for a, b in zip(ours, ref):
-        np.testing.assert_allclose(a, b, atol=1e-5)
+    assert_same_detections(ours, ref)
 
 
 @pytest.mark.reference
@@ -81,11 +87,7 @@ def test_nms_matches_ensemble_boxes(seed, num_views):
                weights=None if weights is None else weights / weights.sum())
     ref = ensemble_boxes.nms(normalised(boxes_list), [s.copy() for s in scores_list], labels_list,
                              iou_thr=0.4, weights=weights)
-    ours = by_label_then_score(ours[0].numpy() / SCALE, ours[1].numpy(), ours[2].numpy())
-    ref = by_label_then_score(*ref)
-    assert len(ours[0]) == len(ref[0])
-    for a, b in zip(ours, ref):
-        np.testing.assert_allclose(a, b, atol=1e-5)
+    assert_same_detections(ours, ref)
 
 
 @pytest.mark.reference
@@ -115,11 +117,7 @@ def test_soft_nms_matches_ensemble_boxes(seed, num_views, decay, ref_method):
                     decayed[idx[k]] *= 1 - iou if iou > iou_thr else 1.0
                 else:
                     decayed[idx[k]] *= np.exp(-iou ** 2 / sigma)
-    ours = by_label_then_score(ours[0].numpy() / SCALE, ours[1].numpy(), ours[2].numpy())
-    ref = by_label_then_score(ref_boxes, decayed, ref_labels)
-    assert len(ours[0]) == len(ref[0])
-    for a, b in zip(ours, ref):
-        np.testing.assert_allclose(a, b, atol=1e-5)
+    assert_same_detections(ours, (ref_boxes, decayed, ref_labels))
 
 
 def test_wbf_of_identical_views_is_the_view():

@@ -1,4 +1,4 @@
-"""TTFNet box regression in CenterNetHead and the GIoU option of YOLO v1, against independent references:
+"""TTFNetHead's box regression and the GIoU option of YOLO v1, against independent references:
 targets and sample weights written out pixel by pixel from the paper (Liu et al. 2020, sec. 3), losses
 from ``torchvision.ops.generalized_box_iou_loss``, AP from pycocotools."""
 import math
@@ -16,7 +16,7 @@ from tests.conftest import TOY_LAYOUTS, ToyBackbone, coco_stats, make_sample, to
 
 
 def ttf_head(**kwargs):
-    cfg = dict(type='CenterNetHead', num_classes=3, in_channels=[8], strides=[4], feat_channels=8,
+    cfg = dict(type='TTFNetHead', num_classes=3, in_channels=[8], strides=[4], feat_channels=8,
                loss_bbox=dict(type='GIoULoss', loss_weight=5.0))
     cfg.update(kwargs)
     return MODELS.build(cfg)
@@ -91,7 +91,7 @@ def test_ttfnet_targets_match_pixelwise_reference():
 
 def test_head_empty_gt_heatmap_loss_positive_box_loss_exact_zero():
     head = ttf_head()
-    assert head.offset_branch is None and head.wh_branch[-1].out_channels == 4
+    assert not hasattr(head, 'offset_branch') and head.wh_branch[-1].out_channels == 4
     losses = head.loss((torch.randn(2, 8, 16, 16),), [make_sample([], []) for _ in range(2)])
     assert set(losses) == {'loss_heatmap', 'loss_bbox'}
     assert losses['loss_heatmap'] > 0
@@ -145,7 +145,14 @@ def test_forward_decodes_side_distances_through_predict():
 
 
 def test_config_errors():
-    with pytest.raises(ValueError, match='loss_bbox'):
+    """Each head takes only its own box regression: CenterNet with TTFNet's ``loss_bbox`` or target
+    generator is an error, not silently another head (issue 26)."""
+    centernet = dict(type='CenterNetHead', num_classes=3, in_channels=[8], strides=[4], feat_channels=8)
+    with pytest.raises(TypeError, match='loss_bbox'):
+        MODELS.build(dict(centernet, loss_bbox=dict(type='GIoULoss', loss_weight=5.0)))
+    with pytest.raises(TypeError, match='CenterNetTargetGenerator'):
+        MODELS.build(dict(centernet, target_generator=dict(type='TTFNetTargetGenerator')))
+    with pytest.raises(TypeError, match='loss_wh'):
         ttf_head(loss_wh=dict(type='L1Loss', loss_weight=0.1))
     with pytest.raises(TypeError, match='TTFNetTargetGenerator'):
         ttf_head(target_generator=dict(type='CenterNetTargetGenerator'))
@@ -180,13 +187,12 @@ def test_yolov1_giou_equals_torchvision_on_responsible_box():
 MODELS.register_module('TinyTTFTestBackbone', force=True, module=ToyBackbone)
 
 
-def _train(head_box_cfg: dict, steps: int) -> np.ndarray:
+def _train(head_type: str, steps: int) -> np.ndarray:
     torch.manual_seed(0)
     with DefaultScope.overwrite_default_scope('det'):
         model = MODELS.build(dict(
             type='SingleStageDetector', backbone=dict(type='TinyTTFTestBackbone'),
-            head=dict(type='CenterNetHead', num_classes=2, deconv_channels=32, feat_channels=32,
-                      **head_box_cfg)))
+            head=dict(type=head_type, num_classes=2, deconv_channels=32, feat_channels=32)))
     inputs, samples = toy_data(TOY_LAYOUTS)
     model.train()
     optim = torch.optim.Adam(model.parameters(), lr=3e-3)
@@ -204,8 +210,8 @@ def test_giou_variant_boxes_tighter_than_l1_after_equal_steps():
     """Same data, model, seed and 60 Adam steps (about 3 s): TTFNet's GIoU regression reaches an AP75
     at least the L1 (centre-pixel) variant's and a higher AP, the box-quality gap of issue 13.
     Measured: L1 AP 0.554 / AP75 0.356, GIoU AP 0.801 / AP75 1.000 (at 150 steps both reach AP75 1)."""
-    l1 = _train(dict(), 60)
-    giou = _train(dict(loss_bbox=dict(type='GIoULoss', loss_weight=5.0)), 60)
+    l1 = _train('CenterNetHead', 60)
+    giou = _train('TTFNetHead', 60)
     print(f'L1: AP {l1[0]:.3f} AP50 {l1[1]:.3f} AP75 {l1[2]:.3f} | '
           f'GIoU: AP {giou[0]:.3f} AP50 {giou[1]:.3f} AP75 {giou[2]:.3f}')
     assert giou[1] > 0.5

@@ -17,13 +17,11 @@ import math
 import torch
 from mmengine.dist import all_reduce, get_world_size
 from mmengine.model import BaseModule
-from mmengine.structures import InstanceData
 from torchvision.ops import box_convert
 
 from det.models.detr import MLP, inverse_sigmoid
+from det.models.utils.selection import build_selection_cfg, select_detections
 from det.registry import MODELS, TASK_UTILS
-
-from .base_dense_head import build_test_cfg
 
 
 def normalised_cxcywh(bboxes: torch.Tensor, img_shape) -> torch.Tensor:
@@ -84,7 +82,7 @@ class DETRHead(BaseModule):
             self.enc_reg_branch = MLP(embed_dims, embed_dims, 4, num_reg_layers)
         self.loss_bbox = MODELS.build(loss_bbox or dict(type='L1Loss', loss_weight=5.0))
         self.loss_iou = MODELS.build(loss_iou or dict(type='GIoULoss', loss_weight=2.0))
-        self.test_cfg = build_test_cfg(test_cfg, self.default_test_cfg)
+        self.test_cfg = build_selection_cfg(test_cfg, self.default_test_cfg)
         if self.test_cfg['nms'] is not None:
             raise ValueError('DETRHead predicts a set and runs no NMS; leave test_cfg nms=None')
 
@@ -231,15 +229,10 @@ class DETRHead(BaseModule):
         """``cls_logits [B, Q, K]``, ``boxes [B, Q, 4]`` -> detections. Every (query, class) pair is a
         candidate scored by the class's probability (:meth:`class_scores`); the ``topk`` best above
         ``score_thr`` are kept, at most ``max_per_img``."""
-        cfg = self.test_cfg
         scores = self.class_scores(cls_logits)
         results = []
         for img_scores, img_boxes, meta in zip(scores, boxes.float(), batch_img_metas):
-            flat, order = img_scores.flatten().topk(min(cfg['topk'], cfg['max_per_img'], img_scores.numel()))
-            keep = flat > cfg['score_thr']
-            flat, order = flat[keep], order[keep]
             h, w = meta['img_shape'][:2]
-            xyxy = box_convert(img_boxes[order // self.num_classes], 'cxcywh', 'xyxy')
-            results.append(InstanceData(bboxes=xyxy * xyxy.new_tensor([w, h, w, h]), scores=flat,
-                                        labels=order % self.num_classes))
+            xyxy = box_convert(img_boxes, 'cxcywh', 'xyxy') * img_boxes.new_tensor([w, h, w, h])
+            results.append(select_detections(xyxy, img_scores, **self.test_cfg))
         return results

@@ -6,15 +6,15 @@ import torch
 from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
 from torch import nn
-from torchvision.ops import batched_nms, clip_boxes_to_image, remove_small_boxes
+from torchvision.ops import clip_boxes_to_image
 
+from det.models.utils.selection import build_selection_cfg, select_detections
 from det.registry import MODELS, TASK_UTILS
 
-from .base_dense_head import build_test_cfg
-
-# Proposal settings, the same keys as every head's test_cfg: ``topk`` anchors kept per level by
-# objectness before NMS, ``score_thr`` on the objectness probability (kept when >=), ``nms`` across
-# levels (boxes of different levels never suppress each other), ``max_per_img`` proposals after NMS.
+# Proposal settings, the same keys as every head's test_cfg (det.models.utils.selection): ``topk``
+# anchors kept per level by objectness before NMS, ``score_thr`` on the objectness probability (kept when
+# >; torchvision keeps >= 0.0, the same proposals unless a sigmoid underflows to exactly 0), ``nms``
+# within each level (boxes of different levels never suppress each other), ``max_per_img`` proposals.
 RPN_TRAIN_CFG = dict(topk=2000, max_per_img=2000, nms=dict(iou_thr=0.7), score_thr=0.0)
 RPN_TEST_CFG = dict(topk=1000, max_per_img=1000, nms=dict(iou_thr=0.7), score_thr=0.0)
 
@@ -85,8 +85,8 @@ class RPNHead(BaseModule):
         self.bbox_coder = TASK_UTILS.build(bbox_coder or dict(type='DeltaXYWHBBoxCoder'))
         self.loss_cls = MODELS.build(loss_cls or dict(type='BinaryCrossEntropyLoss', loss_weight=1.0))
         self.loss_bbox = MODELS.build(loss_bbox or dict(type='SmoothL1Loss', beta=1 / 9, loss_weight=1.0))
-        self.train_cfg = build_test_cfg(train_cfg, RPN_TRAIN_CFG)
-        self.test_cfg = build_test_cfg(test_cfg, RPN_TEST_CFG)
+        self.train_cfg = build_selection_cfg(train_cfg, RPN_TRAIN_CFG, 'train_cfg')
+        self.test_cfg = build_selection_cfg(test_cfg, RPN_TEST_CFG)
         if self.train_cfg['nms'] is None or self.test_cfg['nms'] is None:
             raise ValueError('the RPN needs nms=dict(iou_thr=...) in train_cfg and test_cfg')
         self.min_bbox_size = min_bbox_size
@@ -141,7 +141,8 @@ class RPNHead(BaseModule):
         cfg = cfg or self.test_cfg
         objectness, deltas, anchors, counts = self._flatten(cls_scores, bbox_preds)
         batch = objectness.shape[0]
-        # The topk anchors of each level by objectness (logits), then NMS per image across levels.
+        # The topk anchors of each level by objectness logits, before decoding (torchvision's order: the
+        # logits rank saturated probabilities that the sigmoid would tie).
         top_inds, levels, start = [], [], 0
         for level, count in enumerate(counts):
             k = min(cfg['topk'], count)
@@ -154,10 +155,10 @@ class RPNHead(BaseModule):
         boxes = self.bbox_coder.decode(deltas[rows, top_inds], anchors[top_inds])
         results = []
         for b, meta in enumerate(batch_img_metas):
-            bboxes = clip_boxes_to_image(boxes[b], tuple(meta['img_shape'][:2]))
-            keep = remove_small_boxes(bboxes, self.min_bbox_size)
-            keep = keep[scores[b][keep] >= cfg['score_thr']]
-            bboxes, score, level = bboxes[keep], scores[b][keep], levels[keep]
-            keep = batched_nms(bboxes, score, level, cfg['nms']['iou_thr'])[:cfg['max_per_img']]
-            results.append(InstanceData(bboxes=bboxes[keep], scores=score[keep]))
+            # The level stands as the label, so NMS runs within a level; ``topk`` was taken above.
+            selected = select_detections(
+                clip_boxes_to_image(boxes[b], tuple(meta['img_shape'][:2])), scores[b], levels,
+                score_thr=cfg['score_thr'], nms=cfg['nms'], max_per_img=cfg['max_per_img'],
+                min_bbox_size=self.min_bbox_size)
+            results.append(InstanceData(bboxes=selected.bboxes, scores=selected.scores))
         return results

@@ -112,14 +112,6 @@ class YOLOV1Head(BaseDenseHead):
         cls_logits = cls_logits.float().permute(0, 2, 3, 1).reshape(n, s_h * s_w, -1)
         return box[..., :4].sigmoid(), box[..., 4], cls_logits
 
-    def loss(self, feats: tuple, data_samples: list) -> dict:
-        """As the base, also handing each sample's ``ignored_instances`` (if any) to the assigner."""
-        raw = self(feats)
-        return self.loss_by_feat(*raw, batch_gt_instances=[s.gt_instances for s in data_samples],
-                                 batch_img_metas=[s.metainfo for s in data_samples],
-                                 batch_gt_instances_ignore=[getattr(s, 'ignored_instances', None)
-                                                            for s in data_samples])
-
     def loss_by_feat(self, box_raw, cls_logits, batch_gt_instances: list, batch_img_metas: list,
                      batch_gt_instances_ignore: list = None) -> dict:
         """Assign each image's ground truth (xyxy input pixels; ``batch_gt_instances_ignore``: one

@@ -5,6 +5,8 @@ from torch import nn
 
 from det.registry import MODELS
 
+from .utils import weight_reduce_loss
+
 
 @MODELS.register_module()
 class BinaryCrossEntropyLoss(nn.Module):
@@ -23,7 +25,4 @@ class BinaryCrossEntropyLoss(nn.Module):
     def forward(self, pred: torch.Tensor, target, weight=None, avg_factor=None) -> torch.Tensor:
         target = torch.as_tensor(target, dtype=pred.dtype, device=pred.device).expand_as(pred)
         loss = F.binary_cross_entropy_with_logits(pred, target, reduction='none')
-        if weight is not None:
-            loss = loss * weight
-        loss = loss.mean() if avg_factor is None else loss.sum() / avg_factor
-        return self.loss_weight * loss
+        return self.loss_weight * weight_reduce_loss(loss, weight, avg_factor=avg_factor)

@@ -5,6 +5,8 @@ from torch import nn
 
 from det.registry import MODELS
 
+from .utils import weight_reduce_loss
+
 
 @MODELS.register_module()
 class CrossEntropyLoss(nn.Module):
@@ -28,8 +30,6 @@ class CrossEntropyLoss(nn.Module):
         if target.dim() == 2:
             target = target.float()
         loss = F.cross_entropy(pred.float(), target, reduction='none')
-        if weight is not None:
-            loss = loss * weight
         if avg_factor is None:
             avg_factor = weight.sum() if weight is not None else max(1, loss.numel())
-        return self.loss_weight * loss.sum() / avg_factor
+        return self.loss_weight * weight_reduce_loss(loss, weight, avg_factor=avg_factor)

@@ -5,6 +5,8 @@ from torch import nn
 
 from det.registry import MODELS
 
+from .utils import weight_reduce_loss
+
 
 @MODELS.register_module()
 class GaussianFocalLoss(nn.Module):
@@ -35,7 +37,7 @@ class GaussianFocalLoss(nn.Module):
         pos = target.eq(1)
         pos_loss = -(1 - p).pow(self.alpha) * p.log()
         neg_loss = -(1 - target).pow(self.beta) * p.pow(self.alpha) * (1 - p).log()
-        loss = torch.where(pos, pos_loss, neg_loss).sum()
+        loss = torch.where(pos, pos_loss, neg_loss)
         if avg_factor is None:
             avg_factor = pos.sum().clamp(min=1)
-        return self.loss_weight * loss / avg_factor
+        return self.loss_weight * weight_reduce_loss(loss, avg_factor=avg_factor)

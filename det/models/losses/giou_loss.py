@@ -5,6 +5,8 @@ from torchvision.ops import generalized_box_iou_loss
 
 from det.registry import MODELS
 
+from .utils import weight_reduce_loss
+
 
 @MODELS.register_module()
 class GIoULoss(nn.Module):
@@ -24,7 +26,4 @@ class GIoULoss(nn.Module):
             raise ValueError(f'pred and target must both be [N, 4] xyxy, got {tuple(pred.shape)} and '
                              f'{tuple(target.shape)}')
         loss = generalized_box_iou_loss(pred.float(), target.float(), reduction='none')
-        if weight is not None:
-            loss = loss * weight
-        loss = loss.mean() if avg_factor is None else loss.sum() / avg_factor
-        return self.loss_weight * loss
+        return self.loss_weight * weight_reduce_loss(loss, weight, avg_factor=avg_factor)

@@ -4,6 +4,8 @@ from torch import nn
 
 from det.registry import MODELS
 
+from .utils import weight_reduce_loss
+
 
 @MODELS.register_module()
 class L1Loss(nn.Module):
@@ -20,7 +22,4 @@ class L1Loss(nn.Module):
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor, weight=None, avg_factor=None) -> torch.Tensor:
         loss = (pred - target).abs()
-        if weight is not None:
-            loss = loss * weight
-        loss = loss.mean() if avg_factor is None else loss.sum() / avg_factor
-        return self.loss_weight * loss
+        return self.loss_weight * weight_reduce_loss(loss, weight, avg_factor=avg_factor)

@@ -4,6 +4,8 @@ from torch import nn
 
 from det.registry import MODELS
 
+from .utils import weight_reduce_loss
+
 
 @MODELS.register_module()
 class MSELoss(nn.Module):
@@ -24,7 +26,4 @@ class MSELoss(nn.Module):
         if self.use_sigmoid:
             pred = pred.sigmoid()
         loss = (pred - torch.as_tensor(target, dtype=pred.dtype, device=pred.device)) ** 2
-        if weight is not None:
-            loss = loss * weight
-        loss = loss.mean() if avg_factor is None else loss.sum() / avg_factor
-        return self.loss_weight * loss
+        return self.loss_weight * weight_reduce_loss(loss, weight, avg_factor=avg_factor)

@@ -7,6 +7,8 @@ from torch import nn
 
 from det.registry import MODELS
 
+from .utils import weight_reduce_loss
+
 
 @MODELS.register_module()
 class VarifocalLoss(nn.Module):
@@ -34,6 +36,6 @@ class VarifocalLoss(nn.Module):
         pred, target = pred.float(), target.float()
         score = pred.detach().sigmoid()
         weight = torch.where(target > 0, target, self.alpha * score.pow(self.gamma))
-        loss = F.binary_cross_entropy_with_logits(pred, target, weight=weight, reduction='none')
+        loss = F.binary_cross_entropy_with_logits(pred, target, reduction='none')
         normaliser = max(1, pred.shape[0]) if avg_factor is None else avg_factor
-        return self.loss_weight * loss.sum() / normaliser
+        return self.loss_weight * weight_reduce_loss(loss, weight, avg_factor=normaliser)

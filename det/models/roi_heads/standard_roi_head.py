@@ -4,11 +4,10 @@ Faster R-CNN's head (two FC 1024, ``RoIAlignExtractor``) and ThunderNet's light 
 ``PSRoIAlignExtractor``) are configs of this one class."""
 import torch
 from mmengine.model import BaseModule
-from mmengine.structures import InstanceData
 from torch import nn
-from torchvision.ops import batched_nms, clip_boxes_to_image, remove_small_boxes
+from torchvision.ops import clip_boxes_to_image
 
-from det.models.heads.base_dense_head import build_test_cfg
+from det.models.utils.selection import build_selection_cfg, select_detections
 from det.registry import MODELS, TASK_UTILS
 
 
@@ -69,7 +68,7 @@ class StandardRoIHead(BaseModule):
         self.add_gt_as_proposals = add_gt_as_proposals
         self.loss_cls = MODELS.build(loss_cls or dict(type='CrossEntropyLoss', loss_weight=1.0))
         self.loss_bbox = MODELS.build(loss_bbox or dict(type='SmoothL1Loss', beta=1 / 9, loss_weight=1.0))
-        self.test_cfg = build_test_cfg(test_cfg, self.default_test_cfg)
+        self.test_cfg = build_selection_cfg(test_cfg, self.default_test_cfg)
         self.min_bbox_size = min_bbox_size
 
     def forward(self, feats, rois: torch.Tensor) -> tuple:
@@ -133,20 +132,6 @@ class StandardRoIHead(BaseModule):
         boxes = self.bbox_coder.decode(bbox_pred.view(-1, num_classes, 4), prop_boxes[:, None])
         results = []
         for score, box, meta in zip(scores.split(counts), boxes.split(counts), batch_img_metas):
-            box = clip_boxes_to_image(box, tuple(meta['img_shape'][:2])).reshape(-1, 4)
-            labels = torch.arange(num_classes, device=box.device).repeat(len(score))
-            score = score.reshape(-1)
-            if cfg['topk'] is not None and score.numel() > cfg['topk']:
-                top = score.topk(cfg['topk']).indices.sort().values
-                box, score, labels = box[top], score[top], labels[top]
-            keep = torch.where(score > cfg['score_thr'])[0]
-            box, score, labels = box[keep], score[keep], labels[keep]
-            keep = remove_small_boxes(box, self.min_bbox_size)
-            box, score, labels = box[keep], score[keep], labels[keep]
-            if cfg['nms'] is not None:
-                keep = batched_nms(box, score, labels, cfg['nms']['iou_thr'])
-            else:
-                keep = score.argsort(descending=True)
-            keep = keep[:cfg['max_per_img']]
-            results.append(InstanceData(bboxes=box[keep], scores=score[keep], labels=labels[keep]))
+            box = clip_boxes_to_image(box, tuple(meta['img_shape'][:2]))                # [K, C, 4]
+            results.append(select_detections(box, score, min_bbox_size=self.min_bbox_size, **cfg))
         return results

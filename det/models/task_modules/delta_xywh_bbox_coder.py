@@ -7,6 +7,15 @@ import torch
 from det.registry import TASK_UTILS
 
 
+def _centres_sizes(bboxes: torch.Tensor) -> tuple:
+    """xyxy ``[..., 4]`` -> float32 centre x, centre y, width, height ``[...]`` each, computed as
+    torchvision's ``BoxCoder`` does (``x1 + 0.5 * w``), so encodings match it to the last bit."""
+    bboxes = bboxes.float()
+    widths = bboxes[..., 2] - bboxes[..., 0]
+    heights = bboxes[..., 3] - bboxes[..., 1]
+    return bboxes[..., 0] + 0.5 * widths, bboxes[..., 1] + 0.5 * heights, widths, heights
+
+
 @TASK_UTILS.register_module()
 class DeltaXYWHBBoxCoder:
     """``encode(gt, ref) -> (dx, dy, dw, dh)`` and its inverse ``decode(deltas, ref) -> boxes``:
@@ -33,28 +42,18 @@ class DeltaXYWHBBoxCoder:
     def encode(self, gt_bboxes: torch.Tensor, ref_bboxes: torch.Tensor) -> torch.Tensor:
         """``gt_bboxes`` and ``ref_bboxes`` ``[..., 4]`` xyxy (same shape) -> deltas ``[..., 4]``.
         Reference boxes need positive width and height."""
-        gt_bboxes, ref_bboxes = gt_bboxes.float(), ref_bboxes.float()
+        ref_x, ref_y, ref_w, ref_h = _centres_sizes(ref_bboxes)
+        gt_x, gt_y, gt_w, gt_h = _centres_sizes(gt_bboxes)
         wx, wy, ww, wh = self.weights
-        ref_w = ref_bboxes[..., 2] - ref_bboxes[..., 0]
-        ref_h = ref_bboxes[..., 3] - ref_bboxes[..., 1]
-        ref_x = ref_bboxes[..., 0] + 0.5 * ref_w
-        ref_y = ref_bboxes[..., 1] + 0.5 * ref_h
-        gt_w = gt_bboxes[..., 2] - gt_bboxes[..., 0]
-        gt_h = gt_bboxes[..., 3] - gt_bboxes[..., 1]
-        gt_x = gt_bboxes[..., 0] + 0.5 * gt_w
-        gt_y = gt_bboxes[..., 1] + 0.5 * gt_h
         return torch.stack([wx * (gt_x - ref_x) / ref_w, wy * (gt_y - ref_y) / ref_h,
                             ww * torch.log(gt_w / ref_w), wh * torch.log(gt_h / ref_h)], dim=-1)
 
     def decode(self, deltas: torch.Tensor, ref_bboxes: torch.Tensor) -> torch.Tensor:
         """``deltas`` ``[..., 4]`` and ``ref_bboxes`` broadcastable to them (e.g. ``[K, C, 4]`` class
         deltas with ``[K, 1, 4]`` proposals) -> xyxy boxes of the broadcast shape (not clipped)."""
-        deltas, ref_bboxes = deltas.float(), ref_bboxes.float()
+        deltas = deltas.float()
+        ctr_x, ctr_y, widths, heights = _centres_sizes(ref_bboxes)
         wx, wy, ww, wh = self.weights
-        widths = ref_bboxes[..., 2] - ref_bboxes[..., 0]
-        heights = ref_bboxes[..., 3] - ref_bboxes[..., 1]
-        ctr_x = ref_bboxes[..., 0] + 0.5 * widths
-        ctr_y = ref_bboxes[..., 1] + 0.5 * heights
         dx, dy = deltas[..., 0] / wx, deltas[..., 1] / wy
         dw = torch.clamp(deltas[..., 2] / ww, max=self.clip)
         dh = torch.clamp(deltas[..., 3] / wh, max=self.clip)

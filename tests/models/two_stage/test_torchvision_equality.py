@@ -193,6 +193,17 @@ def _batch():
     return images, samples, targets
 
 
+def run_torchvision(tv, images: torch.Tensor, targets: list = None) -> tuple:
+    """torchvision's ``forward`` without its transform: backbone -> rpn -> roi_heads on ``images`` as an
+    ``ImageList`` of SIZE x SIZE images. Returns (proposals, RPN losses, detections, RoI losses); the
+    losses only with ``targets`` in train mode."""
+    image_list = ImageList(images, [(SIZE, SIZE)] * len(images))
+    feats = tv.backbone(images)
+    props, rpn_losses = tv.rpn(image_list, feats, targets)
+    dets, roi_losses = tv.roi_heads(feats, props, image_list.image_sizes, targets)
+    return props, rpn_losses, dets, roi_losses
+
+
 def test_decisions_are_far_from_their_boundaries(models):
     """The comparison below is well-conditioned: no top-k, threshold, NMS or cut of torchvision's
     eval pipeline on the test batch is within ``MARGINS`` of flipping, so det (whose computations differ
@@ -214,11 +225,8 @@ def test_eval_proposals_and_detections_match(models):
     tv.eval()
     ours.eval()
     images, samples, _ = _batch()
-    image_list = ImageList(images, [(SIZE, SIZE)] * len(images))
     with torch.no_grad():
-        feats = tv.backbone(images)
-        tv_props, _ = tv.rpn(image_list, feats)
-        tv_dets, _ = tv.roi_heads(feats, tv_props, image_list.image_sizes)
+        tv_props, _, tv_dets, _ = run_torchvision(tv, images)
         props, _, _ = ours.proposals_and_feats(images, [s.metainfo for s in samples])
         dets = ours.predict_in_input_pixels(images, samples)
     for tv_p, p in zip(tv_props, props):
@@ -243,11 +251,8 @@ def test_training_losses_match(models):
     tv.train()
     ours.train()
     images, samples, targets = _batch()
-    image_list = ImageList(images, [(SIZE, SIZE)] * len(images))
     torch.manual_seed(123)  # the RPN's then the RoI head's samplers draw from it, in the same order
-    feats = tv.backbone(images)
-    tv_props, rpn_losses = tv.rpn(image_list, feats, targets)
-    _, roi_losses = tv.roi_heads(feats, tv_props, image_list.image_sizes, targets)
+    _, rpn_losses, _, roi_losses = run_torchvision(tv, images, targets)
     torch.manual_seed(123)
     losses = ours.loss(images, samples)
     expected = dict(loss_rpn_cls=rpn_losses['loss_objectness'], loss_rpn_bbox=rpn_losses['loss_rpn_box_reg'],
