@@ -4,9 +4,9 @@
 # auxiliary losses, AdamW (backbone at the full rate: it starts from scratch), gradient clipping 0.1.
 # Same data, batch and schedule as the main job (configs/yolo_v1.py). The speed-ups are switches of this
 # model (README, DETR): `query_type='anchor'` (DAB-DETR) or `'encoder'` (two-stage query selection),
-# `denoising=dict(num_groups=5)` (DN-DETR, set in a config: --cfg-options cannot replace None by a
-# dict), `decoder=dict(..., cross_attention='deformable')` (Deformable DETR) and `aux_head=dict(...)`
-# (Co-DETR); configs/dn_dab_detr_mobilenetv2_320_shapes.py and the best,
+# `denoising=dict(num_groups=5)` (DN-DETR; `--cfg-options model.denoising.num_groups=5`, as this file
+# leaves it unset), `decoder=dict(..., cross_attention='deformable')` (Deformable DETR) and
+# `aux_head=dict(...)` (Co-DETR); configs/dn_dab_detr_mobilenetv2_320_shapes.py and the best,
 # configs/co_deformable_detr_mobilenetv2_320_shapes.py, combine them.
 _base_ = ['_base_/default_runtime.py', '_base_/datasets/shapes_320.py',
           '_base_/schedules/adamw_cosine_6e.py']
@@ -23,7 +23,6 @@ model = dict(
     encoder=dict(num_layers=3, num_heads=8, ffn_dims=512, dropout=0.0),
     decoder=dict(num_layers=3, num_heads=8, ffn_dims=512, dropout=0.0),
     query_type='embedding',
-    denoising=None,
     head=dict(type='DETRHead', num_classes=5, num_reg_layers=3, bg_cls_weight=0.1,
               matcher=dict(type='HungarianMatcher', class_cost=1.0, bbox_cost=5.0, giou_cost=2.0),
               loss_cls=dict(type='CrossEntropyLoss', loss_weight=1.0),

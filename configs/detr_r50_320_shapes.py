@@ -22,7 +22,6 @@ model = dict(
     encoder=dict(num_layers=6, num_heads=8, ffn_dims=2048, dropout=0.1),
     decoder=dict(num_layers=6, num_heads=8, ffn_dims=2048, dropout=0.1),
     query_type='embedding',
-    denoising=None,
     head=dict(type='DETRHead', num_classes=5, num_reg_layers=3, bg_cls_weight=0.1,
               matcher=dict(type='HungarianMatcher', class_cost=1.0, bbox_cost=5.0, giou_cost=2.0),
               loss_cls=dict(type='CrossEntropyLoss', loss_weight=1.0),
