@@ -120,6 +120,19 @@ class EncoderQueries(nn.Sequential):
         size = torch.full_like(cx, self.proposal_size)
         return torch.stack((cx, cy, size, size), dim=-1).flatten(1, 2)
 
+    def select(self, scores: torch.Tensor) -> torch.Tensor:
+        """``scores [B, hw]`` -> the indices ``[B, Q]`` of the Q best tokens, in token order. Exact ties at
+        the Q-th score (common at random init) go to the lower token index, as in ONNX's TopK, so an
+        exported model selects the same set; done with comparisons, a cumulative count and a top-k of
+        distinct integer keys (exact in float32 below 2^24 tokens), without float64 (which backends such
+        as MPS lack) or a stable sort (which the ONNX exporter lacks)."""
+        kth = scores.topk(self.num_queries, dim=1).values[:, -1:]                      # [B, 1]
+        above, tied = scores > kth, scores == kth
+        room = self.num_queries - above.sum(1, keepdim=True)                          # tied slots left
+        chosen = above | (tied & (tied.cumsum(1) <= room))                             # exactly Q per row
+        first_highest = torch.arange(scores.shape[1], 0, -1, device=scores.device, dtype=torch.float32)
+        return (chosen.float() * first_highest).topk(self.num_queries, dim=1).indices
+
     def project(self, memory: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
         """``memory [B, hw, D]`` with padded tokens (``padding [B, hw]`` True) zeroed, through the
         Linear + LayerNorm: the tokens' features ``[B, hw, D]``."""
@@ -138,11 +151,7 @@ class EncoderQueries(nn.Sequential):
         tokens = self.project(memory, padding)
         cls_logits, boxes = head.encoder_forward(tokens, self.token_anchors(mask))
         scores = head.class_scores(cls_logits.detach()).amax(-1).masked_fill(padding, -1.0)
-        # Exact ties (common at random init) go to the lower token index, as in ONNX's TopK, so an exported
-        # model selects the same set: a stable sort, in the scores' own dtype (no float64, which some
-        # backends such as MPS lack). The queries are then kept in token order.
-        ranked = scores.sort(dim=1, descending=True, stable=True).indices[:, :self.num_queries]
-        top = ranked.sort(dim=1).values[..., None]                                     # [B, Q, 1]
+        top = self.select(scores)[..., None]                                          # [B, Q, 1]
         content = tokens.gather(1, top.expand(-1, -1, tokens.shape[-1])).detach()
         reference = boxes.gather(1, top.expand(-1, -1, 4)).detach()
         return Queries(content, None, reference, Proposals(cls_logits, boxes, ~padding))

@@ -142,3 +142,14 @@ def test_padded_tokens_are_neither_matched_nor_scored_by_the_proposal_loss():
     scored_padding = head.loss_by_feat(*hidden, gt, metas,
                                        proposals=Proposals(logits, boxes, torch.ones_like(valid)))
     assert scored_padding['enc.loss_cls'] != padded['enc.loss_cls']
+
+
+def test_selection_equals_a_stable_ranking_with_many_ties():
+    """``select`` against Python's stable sort by descending score (ties: lower index first)."""
+    model = _model(num_queries=7)
+    scores = torch.randint(0, 4, (6, 20)).float() / 4                       # 4 values over 20 tokens
+    with NoFloat64():
+        selected = model.queries.select(scores)
+    for row, picked in zip(scores.tolist(), selected.tolist()):
+        expected = sorted(sorted(range(20), key=lambda i: -row[i])[:7])
+        assert picked == expected
