@@ -3,7 +3,7 @@
 # 100 learned object queries; the head's defaults: Hungarian matching 1 / 5 / 2, CE (no-object 0.1) +
 # 5 L1 + 2 GIoU with auxiliary losses. The speed-ups are switches of this model (docs/models/detr.md):
 # `query_type='anchor'` (DAB-DETR) or `'encoder'` (two-stage query selection), `denoising=dict(...)`
-# (DN-DETR, set in a config: --cfg-options cannot replace None by a dict),
+# (DN-DETR; also `--cfg-options model.denoising.num_groups=5`, as the base leaves it unset),
 # `decoder=dict(cross_attention='deformable')` (Deformable DETR) and `aux_head=dict(...)` (Co-DETR).
 _base_ = ['data_preprocessor.py']
 model = dict(

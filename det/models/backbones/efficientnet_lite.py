@@ -17,19 +17,14 @@ from torchvision.ops import Conv2dNormActivation
 from det.registry import MODELS
 
 from .base import KAIMING_INIT, BaseBackbone, lookup_arch
+from .efficientnet import ARCH_SETTINGS as EFFICIENTNET_ARCH_SETTINGS
 from .efficientnet import B0_STAGES
 from .layers import InvertedResidual, SamePad2d, make_divisible
 
 STEM_CHANNELS = 32
 HEAD_CHANNELS = 1280
-# (width, depth) multipliers of the release (efficientnet_lite_builder.py); input sizes 224..300.
-ARCH_SETTINGS = {
-    'lite0': dict(width=1.0, depth=1.0),
-    'lite1': dict(width=1.0, depth=1.1),
-    'lite2': dict(width=1.1, depth=1.2),
-    'lite3': dict(width=1.2, depth=1.4),
-    'lite4': dict(width=1.4, depth=1.8),
-}
+# Lite0..4 scale width and depth as B0..B4 (efficientnet_lite_builder.py); input sizes 224..300.
+ARCH_SETTINGS = {f'lite{i}': EFFICIENTNET_ARCH_SETTINGS[f'b{i}'] for i in range(5)}
 # TensorFlow's BatchNorm defaults of the release: epsilon 1e-3, decay 0.99 (torch momentum 0.01).
 norm_layer = partial(nn.BatchNorm2d, eps=1e-3, momentum=0.01)
 conv_bn_relu6 = partial(Conv2dNormActivation, norm_layer=norm_layer, activation_layer=nn.ReLU6)

@@ -17,6 +17,7 @@ decoder's ``cross_attention='deformable'``, :class:`DeformableCrossAttention`):
   assignment, Zong et al. ICCV 2023), so that backbone and encoder learn where objects are from a
   stable, dense signal instead of the Hungarian matching's, which changes from step to step.
 """
+import itertools
 import math
 from typing import NamedTuple
 
@@ -37,7 +38,40 @@ from det.registry import MODELS
 
 from .base import BaseDetector
 
-QUERY_TYPES = ('embedding', 'anchor', 'encoder')
+# The short names of ``query_type`` and the query sources (det/models/detr/queries.py) they build.
+QUERY_TYPES = dict(embedding='EmbeddingQueries', anchor='AnchorQueries', encoder='EncoderQueries')
+
+
+class MemoryInput(NamedTuple):
+    """What :meth:`DETR.pre_transformer` makes of the feature maps.
+
+    - ``tokens`` / ``pos`` ``[B, hw, D]``: the coarsest map projected to D channels, flattened, and its
+      sine positional encoding; ``mask`` bool ``[B, h, w]``, True at padding;
+    - ``levels`` ``[B, sum(h_l * w_l), D]``, ``level_padding`` ``[B, sum(h_l * w_l)]``,
+      ``level_shapes`` ``[(h_l, w_l)]``: the finer maps a multi-scale deformable decoder also samples
+      (empty for one map).
+    """
+
+    tokens: torch.Tensor
+    pos: torch.Tensor
+    mask: torch.Tensor
+    levels: list
+    level_padding: list
+    level_shapes: list
+
+
+class DecoderInput(NamedTuple):
+    """What :meth:`DETR.pre_decoder` gives the decoder: ``content [B, P + Q, D]``, ``query_pos`` or
+    ``reference`` (see :class:`det.models.detr.Queries`), ``attn_mask`` (bool ``[B, P + Q, P + Q]``, None
+    without denoising), and for the loss ``denoising`` (``DenoisingQueriesOutput`` of the P denoising
+    queries placed first, None when P = 0) and ``proposals`` (the encoder tokens', or None)."""
+
+    content: torch.Tensor
+    query_pos: torch.Tensor
+    reference: torch.Tensor
+    attn_mask: torch.Tensor
+    denoising: object
+    proposals: object
 
 
 class TransformerOutput(NamedTuple):
@@ -46,20 +80,24 @@ class TransformerOutput(NamedTuple):
     - ``hidden [L, B, P + Q, D]``: every decoder layer's output, P denoising queries first;
     - ``references [L, B, P + Q, 4]``: the box each layer refines (None for embedding queries);
     - ``denoising``: the ``DenoisingQueriesOutput`` of the P queries (None when P = 0);
-    - ``proposals``: the encoder tokens' ``(cls_logits, boxes)`` (None unless ``query_type='encoder'``);
+    - ``proposals``: the encoder tokens' :class:`det.models.detr.Proposals` (two-stage selection only);
     - ``memory_map [B, D, h, w]``: the encoder's output as a feature map (the auxiliary head's input).
     """
 
     hidden: torch.Tensor
     references: torch.Tensor
     denoising: object
-    proposals: tuple
+    proposals: object
     memory_map: torch.Tensor
 
 
 @MODELS.register_module()
 class DETR(BaseDetector):
-    """DETR and its speed-up variants, on the detector contract of :class:`BaseDetector`.
+    """DETR and its speed-up variants, on the detector skeleton of :class:`BaseDetector`.
+
+    The transformer runs as four parts (MMDetection's ``DetectionTransformer``), each chosen by config:
+    :meth:`pre_transformer` (input projection, padding mask, positional encoding), :meth:`forward_encoder`,
+    :meth:`pre_decoder` (the query source, then the denoising queries) and :meth:`forward_decoder`.
 
     Args:
         backbone / neck: configs; the encoder reads the last (coarsest) map of the tuple. A deformable
@@ -70,11 +108,13 @@ class DETR(BaseDetector):
         embed_dims: D, the transformer's width.
         encoder / decoder: ``dict(num_layers, num_heads, ffn_dims, dropout)``.
         positional_encoding: ``dict(temperature, normalize)`` of the 2-D sine encoding (D / 2 per axis).
-        query_type: ``'embedding'`` (DETR's learned positional queries ``[Q, D]``, boxes predicted from
-            scratch by every layer), ``'anchor'`` (learned boxes ``[Q, 4]`` refined layer by layer) or
-            ``'encoder'`` (the Q best encoder tokens' features and boxes, refined layer by layer).
+        query_type: the query source: ``'embedding'`` (DETR's learned positional queries ``[Q, D]``, boxes
+            predicted from scratch by every layer), ``'anchor'`` (learned boxes ``[Q, 4]`` refined layer
+            by layer) or ``'encoder'`` (the Q best encoder tokens' features and boxes, refined layer by
+            layer), or the config dict of any registered query source (``num_queries`` / ``embed_dims``
+            filled in).
         proposal_size: width and height, as a fraction of the image, of each encoder token's anchor box
-            (``'encoder'`` only; Deformable DETR's 0.05).
+            (``query_type='encoder'`` only; Deformable DETR's 0.05).
         denoising: None, or ``dict(num_groups, label_noise_ratio, box_noise_scale)``
             (:class:`DenoisingQueries`).
         aux_head: None, or a dense head config (``in_channels`` / ``strides`` filled in: D channels at
@@ -85,29 +125,17 @@ class DETR(BaseDetector):
     decoder's cross-attention and shapes the positional encoding, so predictions of a padded image match
     those of the unpadded one. ``_forward`` (mode ``'tensor'``) returns the head's raw
     ``(cls_logits [L, B, Q, K], boxes [L, B, Q, 4])`` of every decoder layer (K = C + 1, or C with a
-    sigmoid class loss), boxes normalised
-    (cx, cy, w, h) of the unpadded image.
+    sigmoid class loss), boxes normalised (cx, cy, w, h) of the unpadded image.
     """
 
     def __init__(self, backbone: dict, head: dict, neck: dict = None, num_queries: int = 100,
                  embed_dims: int = 256, encoder: dict = None, decoder: dict = None,
-                 positional_encoding: dict = None, query_type: str = 'embedding', proposal_size: float = 0.05,
+                 positional_encoding: dict = None, query_type='embedding', proposal_size: float = 0.05,
                  denoising: dict = None, aux_head: dict = None, data_preprocessor: dict = None,
                  init_cfg=None):
-        preprocessor = MODELS.build(data_preprocessor or dict(type='DetDataPreprocessor'))
-        super().__init__(data_preprocessor=preprocessor, init_cfg=init_cfg)
-        if query_type not in QUERY_TYPES:
-            raise ValueError(f'query_type must be one of {QUERY_TYPES}, got {query_type!r}')
-        self.backbone = MODELS.build(backbone)
-        channels, strides = list(self.backbone.out_channels), list(self.backbone.strides)
-        self.neck = None
-        if neck is not None:
-            neck = dict(neck)
-            neck.setdefault('in_channels', channels)
-            neck.setdefault('strides', strides)
-            self.neck = MODELS.build(neck)
-            channels, strides = list(self.neck.out_channels), list(self.neck.strides)
-        self.num_queries, self.embed_dims, self.query_type = num_queries, embed_dims, query_type
+        super().__init__(backbone, neck, data_preprocessor, init_cfg)
+        channels, strides = self.feat_channels, self.feat_strides
+        self.num_queries, self.embed_dims = num_queries, embed_dims
         self.input_proj = nn.Conv2d(channels[-1], embed_dims, 1)
         self.positional_encoding = SinePositionalEncoding(embed_dims // 2, **(positional_encoding or {}))
         self.encoder = DetrTransformerEncoder(embed_dims, **(encoder or {}))
@@ -118,52 +146,52 @@ class DETR(BaseDetector):
             raise ValueError(f'the backbone / neck gives {len(channels)} maps but global cross-attention '
                              "reads one: give one out_index, or use decoder cross_attention='deformable'")
         self.decoder = DetrTransformerDecoder(embed_dims, **decoder)
-        if self.decoder.cross_attention == 'deformable' and query_type == 'embedding':
-            raise ValueError("deformable cross-attention samples around reference boxes: use query_type "
-                             "'anchor' or 'encoder', not 'embedding'")
         self.level_proj = nn.ModuleList(
             nn.Sequential(nn.Conv2d(c, embed_dims, 1), nn.GroupNorm(math.gcd(32, embed_dims), embed_dims))
             for c in channels[:-1])
-        if query_type == 'embedding':
-            self.query_embedding = nn.Embedding(num_queries, embed_dims)
-        elif query_type == 'anchor':
-            self.anchor_embedding = nn.Embedding(num_queries, 4)
-        else:
-            if not 0 < proposal_size < 1:
-                raise ValueError(f'proposal_size is a fraction of the image in (0, 1), got {proposal_size}')
-            self.proposal_size = proposal_size
-            self.enc_output = nn.Sequential(nn.Linear(embed_dims, embed_dims), nn.LayerNorm(embed_dims))
+        queries = self._build_queries(query_type, proposal_size)
+        if self.decoder.cross_attention == 'deformable' and not queries.gives_reference:
+            raise ValueError('deformable cross-attention samples around reference boxes: use a query source '
+                             "that gives them (query_type 'anchor' or 'encoder'), not "
+                             f'{type(queries).__name__}')
+        self.query_attr = queries.checkpoint_name
+        self.add_module(self.query_attr, queries)
         self.denoising = None
         if denoising is not None:
             self.denoising = DenoisingQueries(head['num_classes'], embed_dims, **denoising)
         # Boxes -> positional queries (sine embedding + 2-layer MLP), built only where boxes are queries.
         self.ref_point_head = (MLP(2 * embed_dims, embed_dims, embed_dims, 2)
-                               if query_type != 'embedding' or denoising is not None else None)
-        self.head = MODELS.build(dict(head, embed_dims=embed_dims, encoder_proposals=query_type == 'encoder'))
+                               if queries.gives_reference or denoising is not None else None)
+        self.head = MODELS.build(dict(head, embed_dims=embed_dims, encoder_proposals=queries.scores_tokens))
         self.aux_head = None
         if aux_head is not None:
             self.aux_head = MODELS.build(dict(aux_head, in_channels=[embed_dims], strides=[strides[-1]]))
             if self.aux_head.num_classes != self.head.num_classes:
                 raise ValueError(f'aux_head has {self.aux_head.num_classes} classes but head has '
                                  f'{self.head.num_classes}')
-        if self.denoising is None and query_type != 'encoder':
+        if self.denoising is None and queries.zero_content:
             # Every query enters the first decoder layer with zero content, so that layer's value
             # projection sees only zeros: its weight cannot change the output and gets an exactly zero
             # gradient (as in the reference). Frozen, so it is not reported as untrained nor decayed.
             self.decoder.layers[0].self_attn.v_proj.weight.requires_grad_(False)
 
-    def init_weights(self):
-        super().init_weights()
-        if self.query_type == 'anchor':
-            # Anchors spread uniformly over the image (in sigmoid space: centres in (0, 1), small sizes).
-            nn.init.uniform_(self.anchor_embedding.weight[:, :2], -3.0, 3.0)
-            nn.init.constant_(self.anchor_embedding.weight[:, 2:], -1.5)
+    def _build_queries(self, query_type, proposal_size: float) -> nn.Module:
+        """The query source of ``query_type`` (a short name of ``QUERY_TYPES`` or a config dict)."""
+        if isinstance(query_type, str):
+            if query_type not in QUERY_TYPES:
+                raise ValueError(f'query_type must be one of {tuple(QUERY_TYPES)} or a query source config, '
+                                 f'got {query_type!r}')
+            cfg = dict(type=QUERY_TYPES[query_type])
+            if query_type == 'encoder':
+                cfg['proposal_size'] = proposal_size
+        else:
+            cfg = dict(query_type)
+        return MODELS.build(dict(cfg, num_queries=self.num_queries, embed_dims=self.embed_dims))
 
-    def extract_feat(self, inputs: torch.Tensor) -> tuple:
-        feats = self.backbone(inputs)
-        if self.neck is not None:
-            feats = self.neck(feats)
-        return tuple(feats)
+    @property
+    def queries(self) -> nn.Module:
+        """The query source (kept under its ``checkpoint_name``, so checkpoints keep their keys)."""
+        return getattr(self, self.query_attr)
 
     def _box_queries(self, boxes: torch.Tensor) -> torch.Tensor:
         """Normalised boxes ``[B, N, 4]`` -> positional queries ``[B, N, D]``."""
@@ -181,94 +209,79 @@ class DETR(BaseDetector):
             mask[b, :, w:] = True
         return mask
 
-    def token_anchors(self, mask: torch.Tensor) -> torch.Tensor:
-        """Padding mask ``[B, h, w]`` of the encoder's map -> each token's anchor ``[B, hw, 4]``: centred on
-        the token, normalised by the valid (unpadded) extent of its image, ``proposal_size`` wide and high."""
-        batch, height, width = mask.shape
-        valid_h = (~mask[:, :, 0]).sum(1).clamp(min=1).float()[:, None, None]     # [B, 1, 1]
-        valid_w = (~mask[:, 0, :]).sum(1).clamp(min=1).float()[:, None, None]
-        rows = torch.arange(height, device=mask.device, dtype=torch.float32)[None, :, None] + 0.5
-        cols = torch.arange(width, device=mask.device, dtype=torch.float32)[None, None, :] + 0.5
-        cy, cx = (rows / valid_h).expand(batch, height, width), (cols / valid_w).expand(batch, height, width)
-        size = torch.full_like(cx, self.proposal_size)
-        return torch.stack((cx, cy, size, size), dim=-1).flatten(1, 2)
-
-    def select_queries(self, memory: torch.Tensor, mask: torch.Tensor) -> tuple:
-        """Two-stage query selection. ``memory [B, hw, D]``, ``mask [B, h, w]`` -> content ``[B, Q, D]``
-        and reference boxes ``[B, Q, 4]`` of the Q best-scoring unpadded tokens (gradient stopped), and
-        every token's proposals ``(cls_logits [B, hw, K], boxes [B, hw, 4])`` for the loss. A token's
-        score is its most probable object class; padded tokens come last (an image padded to under Q
-        valid tokens gets some of them, whose boxes lie outside it). The check is on shapes only, so
-        the model exports with ``torch.export``."""
-        padding = mask.flatten(1)
-        if padding.shape[1] < self.num_queries:
-            raise ValueError(f'the encoder map has {padding.shape[1]} tokens, fewer than the '
-                             f'{self.num_queries} queries to select: use a larger input or fewer queries')
-        tokens = self.enc_output(memory.masked_fill(padding[..., None], 0.0))
-        cls_logits, boxes = self.head.encoder_forward(tokens, self.token_anchors(mask))
-        scores = self.head.class_scores(cls_logits.detach()).amax(-1).masked_fill(padding, -1.0)
-        # Exact ties (common at random init) go to the lower token index, as in ONNX's TopK, so an exported
-        # model selects the same set: the float64 offset is far below a float32 score's resolution. The
-        # queries are then kept in token order.
-        index = torch.arange(scores.shape[1], device=scores.device, dtype=torch.float64)
-        ranked = (scores.double() - 1e-12 * index).topk(self.num_queries, dim=1).indices
-        top = ranked.sort(dim=1).values[..., None]                                     # [B, Q, 1]
-        content = tokens.gather(1, top.expand(-1, -1, tokens.shape[-1])).detach()
-        reference = boxes.gather(1, top.expand(-1, -1, 4)).detach()
-        return content, reference, (cls_logits, boxes)
-
-    def forward_transformer(self, inputs: torch.Tensor, data_samples=None,
-                            denoise: bool = False) -> TransformerOutput:
-        """Backbone, encoder and decoder (:class:`TransformerOutput`); denoising queries only with
-        ``denoise`` and a model that has them."""
-        feats = self.extract_feat(inputs)
+    def pre_transformer(self, feats: tuple, inputs: torch.Tensor, data_samples=None) -> MemoryInput:
+        """Feature maps -> :class:`MemoryInput`: the coarsest map's tokens, positions and padding, and the
+        finer maps' projected tokens for a multi-scale deformable decoder."""
         feat = feats[-1]
         input_mask = self.padding_mask(inputs, data_samples)[None].float()
         mask = F.interpolate(input_mask, size=feat.shape[-2:])[0].bool()          # [B, h, w]
-        memory = self.input_proj(feat).flatten(2).transpose(1, 2)                  # [B, hw, D]
-        memory_pos = self.positional_encoding(mask).flatten(2).transpose(1, 2).to(memory.dtype)
-        padding = mask.flatten(1)
-        memory = self.encoder(memory, memory_pos, padding)
-        memory_map = memory.transpose(1, 2).unflatten(2, feat.shape[-2:])            # [B, D, h, w]
-
-        batch = inputs.shape[0]
-        content = memory.new_zeros(batch, self.num_queries, self.embed_dims)
-        query_pos = reference = proposals = None
-        if self.query_type == 'embedding':
-            query_pos = self.query_embedding.weight.expand(batch, -1, -1)
-        elif self.query_type == 'anchor':
-            reference = self.anchor_embedding.weight.sigmoid().expand(batch, -1, -1)
-        else:
-            content, reference, proposals = self.select_queries(memory, mask)
-        dn = None
-        if denoise and self.denoising is not None:
-            gts = [s.gt_instances for s in data_samples]
-            dn = self.denoising([gt.labels.to(inputs.device) for gt in gts],
-                                [normalised_cxcywh(gt.bboxes.to(inputs.device), s.metainfo['img_shape'])
-                                 for gt, s in zip(gts, data_samples)], self.num_queries)
-        attn_mask = None
-        if dn is not None:
-            content = torch.cat([dn.content.to(content.dtype), content], dim=1)
-            if reference is None:
-                query_pos = torch.cat([self._box_queries(dn.boxes).to(query_pos.dtype), query_pos], dim=1)
-            else:
-                reference = torch.cat([dn.boxes, reference], dim=1)
-            attn_mask = dn.attn_mask
-        levels, paddings, shapes = [], [], []       # finer maps for a multi-scale deformable decoder
+        tokens = self.input_proj(feat).flatten(2).transpose(1, 2)                  # [B, hw, D]
+        pos = self.positional_encoding(mask).flatten(2).transpose(1, 2).to(tokens.dtype)
+        levels, paddings, shapes = [], [], []
         for proj, level in zip(self.level_proj, feats[:-1]):
-            levels.append(proj(level).flatten(2).transpose(1, 2).to(memory.dtype))
+            levels.append(proj(level).flatten(2).transpose(1, 2).to(tokens.dtype))
             paddings.append(F.interpolate(input_mask, size=level.shape[-2:])[0].bool().flatten(1))
             shapes.append(tuple(level.shape[-2:]))
-        hidden, references = self.decoder(content, torch.cat(levels + [memory], 1), memory_pos,
-                                          torch.cat(paddings + [padding], 1), query_pos=query_pos,
-                                          self_attn_mask=attn_mask, reference=reference,
-                                          pos_from_reference=self._box_queries, refine=self.head.box_delta,
-                                          memory_shapes=shapes + [tuple(feat.shape[-2:])])
-        return TransformerOutput(hidden, references, dn, proposals, memory_map)
+        return MemoryInput(tokens, pos, mask, levels, paddings, shapes)
 
-    def loss(self, inputs, data_samples):
+    def forward_encoder(self, x: MemoryInput) -> torch.Tensor:
+        """The encoder over the coarsest map's tokens: ``memory [B, hw, D]``."""
+        return self.encoder(x.tokens, x.pos, x.mask.flatten(1))
+
+    def pre_decoder(self, memory: torch.Tensor, x: MemoryInput, data_samples=None,
+                    denoise: bool = False) -> DecoderInput:
+        """The query source's Q queries, and before them, with ``denoise`` and a model that has them, the
+        P denoising queries of the samples' ground truth (their boxes as references, or through the
+        sine embedding as positional queries when the source gives fixed ``query_pos``)."""
+        queries = self.queries(memory, x.mask, self.head)
+        content, query_pos, reference = queries.content, queries.query_pos, queries.reference
+        dn = None
+        if denoise and self.denoising is not None:
+            dn = self.denoising_queries(data_samples, memory.device)
+        if dn is None:
+            return DecoderInput(content, query_pos, reference, None, None, queries.proposals)
+        content = torch.cat([dn.content.to(content.dtype), content], dim=1)
+        if reference is None:
+            query_pos = torch.cat([self._box_queries(dn.boxes).to(query_pos.dtype), query_pos], dim=1)
+        else:
+            reference = torch.cat([dn.boxes, reference], dim=1)
+        return DecoderInput(content, query_pos, reference, dn.attn_mask, dn, queries.proposals)
+
+    def denoising_queries(self, data_samples: list, device):
+        """:class:`DenoisingQueries` of the samples' ``gt_instances`` (None when the batch has no box)."""
+        gts = [s.gt_instances for s in data_samples]
+        return self.denoising([gt.labels.to(device) for gt in gts],
+                              [normalised_cxcywh(gt.bboxes.to(device), s.metainfo['img_shape'])
+                               for gt, s in zip(gts, data_samples)], self.num_queries)
+
+    def forward_decoder(self, queries: DecoderInput, memory: torch.Tensor, x: MemoryInput) -> tuple:
+        """The decoder over ``memory`` (after the finer maps' tokens for a multi-scale deformable one):
+        ``hidden [L, B, P + Q, D]`` and ``references [L, B, P + Q, 4]`` (or None)."""
+        return self.decoder(queries.content, torch.cat(x.levels + [memory], 1), x.pos,
+                            torch.cat(x.level_padding + [x.mask.flatten(1)], 1), query_pos=queries.query_pos,
+                            self_attn_mask=queries.attn_mask, reference=queries.reference,
+                            pos_from_reference=self._box_queries, refine=self.head.box_delta,
+                            memory_shapes=x.level_shapes + [tuple(x.mask.shape[-2:])])
+
+    def forward_transformer(self, inputs: torch.Tensor, data_samples=None,
+                            denoise: bool = False) -> TransformerOutput:
+        """Backbone and the four transformer parts (:class:`TransformerOutput`); denoising queries only
+        with ``denoise`` and a model that has them."""
+        x = self.pre_transformer(self.extract_feat(inputs), inputs, data_samples)
+        memory = self.forward_encoder(x)
+        queries = self.pre_decoder(memory, x, data_samples, denoise)
+        hidden, references = self.forward_decoder(queries, memory, x)
+        memory_map = memory.transpose(1, 2).unflatten(2, x.mask.shape[-2:])          # [B, D, h, w]
+        return TransformerOutput(hidden, references, queries.denoising, queries.proposals, memory_map)
+
+    def loss_by_gt(self, inputs, data_samples):
         out = self.forward_transformer(inputs, data_samples, denoise=True)
         losses = self.head.loss(out.hidden, out.references, data_samples, out.denoising, out.proposals)
+        if self.denoising is not None and out.denoising is None:
+            # A batch without boxes has no denoising queries. 0 x the parameters only they read keeps
+            # those in the graph with a zero gradient, as DDP (find_unused_parameters=False) requires.
+            idle = itertools.chain(self.denoising.parameters(), self.ref_point_head.parameters())
+            losses['loss_dn_cls'] = sum(param.sum() for param in idle) * 0.0
         if self.aux_head is not None:
             aux = self.aux_head.loss((out.memory_map,), data_samples)
             losses.update({'aux.' + name: value for name, value in aux.items()})

@@ -1,13 +1,11 @@
 """Backbone -> neck -> RPN (proposals) -> [SAM] -> RoI head. Faster R-CNN and ThunderNet are configs
 of this one class."""
 import torch
-from mmengine.logging import print_log
-from mmengine.structures import InstanceData
 
 from det.models.roi_heads.standard_roi_head import proposals_to_rois
 from det.registry import MODELS
 
-from .base import BaseDetector
+from .base import BaseDetector, with_shapes
 
 
 @MODELS.register_module()
@@ -19,21 +17,15 @@ class TwoStageDetector(BaseDetector):
     reads ``SAM(feats[0], rpn_feats[0])`` (the neck's single map re-weighted by the RPN's shared-conv
     output) instead of the neck's maps, so the RoI loss also trains the RPN's conv.
 
-    Ground truth is xyxy network-input pixels; boxes with no area (``x2 <= x1`` or ``y2 <= y1``) are
-    dropped with a warning, non-finite coordinates are a ValueError. Proposals carry no gradient.
+    Ground truth is xyxy network-input pixels, checked by :meth:`BaseDetector.sanitise_gt`. Proposals
+    carry no gradient.
     """
 
     def __init__(self, backbone: dict, rpn_head: dict, roi_head: dict, neck: dict = None, sam: dict = None,
                  data_preprocessor: dict = None, init_cfg=None):
-        preprocessor = MODELS.build(data_preprocessor or dict(type='DetDataPreprocessor'))
-        super().__init__(data_preprocessor=preprocessor, init_cfg=init_cfg)
-        self.backbone = MODELS.build(backbone)
-        channels, strides = list(self.backbone.out_channels), list(self.backbone.strides)
-        self.neck = None
-        if neck is not None:
-            self.neck = MODELS.build(dict(dict(in_channels=channels, strides=strides), **neck))
-            channels, strides = list(self.neck.out_channels), list(self.neck.strides)
-        self.rpn_head = MODELS.build(dict(dict(in_channels=channels, strides=strides), **rpn_head))
+        super().__init__(backbone, neck, data_preprocessor, init_cfg)
+        channels, strides = self.feat_channels, self.feat_strides
+        self.rpn_head = MODELS.build(with_shapes(rpn_head, channels, strides))
         self.sam = None
         if sam is not None:
             if len(self.rpn_head.in_index) != 1 or len(channels) != 1:
@@ -42,38 +34,15 @@ class TwoStageDetector(BaseDetector):
             self.sam = MODELS.build(dict(dict(rpn_channels=self.rpn_head.feat_channels,
                                               cem_channels=channels[0]), **sam))
             channels = list(self.sam.out_channels)
-        self.roi_head = MODELS.build(dict(dict(in_channels=channels, strides=strides), **roi_head))
-
-    def extract_feat(self, inputs: torch.Tensor) -> tuple:
-        feats = self.backbone(inputs)
-        if self.neck is not None:
-            feats = self.neck(feats)
-        return tuple(feats)
+        self.roi_head = MODELS.build(with_shapes(roi_head, channels, strides))
 
     def _roi_feats(self, feats: tuple, rpn_feats: list) -> tuple:
         return (self.sam(feats[0], rpn_feats[0]),) if self.sam is not None else feats
 
-    @staticmethod
-    def _checked_gt(data_samples: list) -> list:
-        """The samples' ``gt_instances`` without zero-area boxes; non-finite boxes raise."""
-        checked = []
-        for sample in data_samples:
-            gt = sample.gt_instances
-            bboxes = gt.bboxes
-            if bboxes.dim() != 2 or bboxes.shape[-1] != 4 or not torch.isfinite(bboxes).all():
-                raise ValueError(f"gt_instances.bboxes of {sample.metainfo.get('img_path', 'a sample')} must "
-                                 f'be finite [N, 4] xyxy, got shape {tuple(bboxes.shape)}')
-            valid = (bboxes[:, 2] > bboxes[:, 0]) & (bboxes[:, 3] > bboxes[:, 1])
-            if not valid.all():
-                print_log(f"{int((~valid).sum())} ground-truth boxes with no area skipped in "
-                          f"{sample.metainfo.get('img_path', 'a sample')}", logger='current', level=30)
-            checked.append(InstanceData(bboxes=bboxes[valid], labels=gt.labels[valid]))
-        return checked
-
-    def loss(self, inputs: torch.Tensor, data_samples: list) -> dict:
+    def loss_by_gt(self, inputs: torch.Tensor, data_samples: list) -> dict:
         """``loss_rpn_cls``, ``loss_rpn_bbox`` (RPN) and ``loss_cls``, ``loss_bbox`` (RoI head); the RoI
         head trains on the RPN's training proposals (``rpn_head.train_cfg``)."""
-        gts = self._checked_gt(data_samples)
+        gts = [s.gt_instances for s in data_samples]
         metas = [s.metainfo for s in data_samples]
         feats = self.extract_feat(inputs)
         cls_scores, bbox_preds, rpn_feats = self.rpn_head(feats)

@@ -1,9 +1,10 @@
 """Building blocks of the query-based detector (DETR and its speed-ups): positional encodings, the
-transformer encoder / decoder, deformable cross-attention and denoising queries. Plain ``nn.Module``
-parts built by :class:`det.models.detectors.DETR`, not registry entries."""
+transformer encoder / decoder, deformable cross-attention, denoising queries (plain ``nn.Module`` parts
+built by :class:`det.models.detectors.DETR`) and the registered query sources it chooses by config."""
 from .deformable_attention import DeformableCrossAttention
 from .denoising import DenoisingQueries, DenoisingQueriesOutput
 from .positional_encoding import SinePositionalEncoding, box_sine_embedding
+from .queries import AnchorQueries, EmbeddingQueries, EncoderQueries, Proposals, Queries
 from .transformer import (
     MLP,
     DetrTransformerDecoder,
@@ -12,6 +13,7 @@ from .transformer import (
     inverse_sigmoid,
 )
 
-__all__ = ['DeformableCrossAttention', 'DenoisingQueries', 'DenoisingQueriesOutput', 'SinePositionalEncoding',
+__all__ = ['AnchorQueries', 'DeformableCrossAttention', 'DenoisingQueries', 'DenoisingQueriesOutput',
+           'EmbeddingQueries', 'EncoderQueries', 'Proposals', 'Queries', 'SinePositionalEncoding',
            'box_sine_embedding', 'MLP', 'DetrTransformerDecoder', 'DetrTransformerEncoder',
            'MultiheadAttention', 'inverse_sigmoid']

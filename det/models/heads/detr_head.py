@@ -124,7 +124,7 @@ class DETRHead(BaseModule):
     def loss(self, hidden, references, data_samples: list, denoising=None, proposals: tuple = None) -> dict:
         """Losses of the batch; ``data_samples[i].gt_instances`` are xyxy input pixels; ``denoising`` is the
         detector's ``DenoisingQueriesOutput`` when its queries sit before the matching ones;
-        ``proposals`` the ``(cls_logits, boxes)`` of :meth:`encoder_forward` in two-stage mode."""
+        ``proposals`` the encoder tokens' ``det.models.detr.Proposals`` in two-stage mode."""
         cls_logits, boxes = self(hidden, references)
         return self.loss_by_feat(cls_logits, boxes, [s.gt_instances for s in data_samples],
                                  [s.metainfo for s in data_samples], denoising, proposals)
@@ -134,7 +134,8 @@ class DETRHead(BaseModule):
         """``cls_logits [L, B, Q', K]``, ``boxes [L, B, Q', 4]`` (Q' = P denoising + Q matching) ->
         ``loss_cls / loss_bbox / loss_iou`` of the last layer, ``d{l}.loss_*`` of layer l < L - 1,
         ``loss_dn_*`` / ``d{l}.loss_dn_*`` for the denoising queries and ``enc.loss_*`` for the encoder
-        tokens' ``proposals`` (matched one-to-one like the queries)."""
+        tokens' ``proposals`` (``det.models.detr.Proposals``, matched one-to-one like the queries; padded
+        tokens are neither matched nor scored)."""
         cls_logits, boxes = cls_logits.float(), boxes.float()
         gt_labels = [gt.labels.to(cls_logits.device) for gt in batch_gt_instances]
         gt_boxes = [normalised_cxcywh(gt.bboxes.to(boxes.device), meta['img_shape'])
@@ -152,8 +153,8 @@ class DETRHead(BaseModule):
                                                   denoising, num_boxes))
             losses.update({prefix + name: value for name, value in terms.items()})
         if proposals is not None:
-            terms = self._matching_loss(proposals[0].float(), proposals[1].float(), gt_labels, gt_boxes,
-                                        num_boxes)
+            terms = self._matching_loss(proposals.cls_logits.float(), proposals.boxes.float(), gt_labels,
+                                        gt_boxes, num_boxes, proposals.valid)
             losses.update({'enc.' + name: value for name, value in terms.items()})
         return losses
 
@@ -166,26 +167,41 @@ class DETRHead(BaseModule):
             all_reduce(count, op='mean')
         return max(count.item(), 1.0)
 
-    def _matching_loss(self, cls_logits, boxes, gt_labels, gt_boxes, num_boxes) -> dict:
-        """One layer's matching queries: ``cls_logits [B, Q, K]``, ``boxes [B, Q, 4]``."""
-        matches = self.matcher(cls_logits.detach(), boxes.detach(), gt_labels, gt_boxes)
+    def _matching_loss(self, cls_logits, boxes, gt_labels, gt_boxes, num_boxes, valid=None) -> dict:
+        """One layer's matching queries: ``cls_logits [B, Q, K]``, ``boxes [B, Q, 4]``; ``valid`` bool
+        ``[B, Q]`` (None: all) leaves the others out of the matching and the class loss."""
+        matches = self._match(cls_logits.detach(), boxes.detach(), gt_labels, gt_boxes, valid)
         batch_idx = torch.cat([torch.full_like(q, b) for b, (q, _) in enumerate(matches)])
         query_idx = torch.cat([q for q, _ in matches])
         matched_labels = torch.cat([gt_labels[b][g] for b, (_, g) in enumerate(matches)])
         matched = boxes[batch_idx, query_idx]
         targets = torch.cat([gt_boxes[b][g] for b, (_, g) in enumerate(matches)]).reshape(-1, 4)
         box_losses = self._box_losses(matched, targets, num_boxes)
+        keep = slice(None) if valid is None else valid.flatten()
         if self.use_sigmoid:
             scores = torch.zeros_like(cls_logits)
             scores[batch_idx, query_idx, matched_labels] = self._paired_iou(matched, targets)
-            return dict(loss_cls=self.loss_cls(cls_logits.flatten(0, 1), scores.flatten(0, 1),
+            return dict(loss_cls=self.loss_cls(cls_logits.flatten(0, 1)[keep], scores.flatten(0, 1)[keep],
                                                avg_factor=num_boxes), **box_losses)
         labels = torch.full(cls_logits.shape[:2], self.num_classes, dtype=torch.long,
                             device=cls_logits.device)
         labels[batch_idx, query_idx] = matched_labels
         weights = torch.where(labels == self.num_classes, self.bg_cls_weight, 1.0)
-        return dict(loss_cls=self.loss_cls(cls_logits.flatten(0, 1), labels.flatten(),
-                                           weight=weights.flatten()), **box_losses)
+        return dict(loss_cls=self.loss_cls(cls_logits.flatten(0, 1)[keep], labels.flatten()[keep],
+                                           weight=weights.flatten()[keep]), **box_losses)
+
+    def _match(self, cls_logits, boxes, gt_labels, gt_boxes, valid) -> list:
+        """The matcher's ``(query_idx, gt_idx)`` per image, over the ``valid`` queries only (image by
+        image, their indices mapped back) when given."""
+        if valid is None:
+            return self.matcher(cls_logits, boxes, gt_labels, gt_boxes)
+        matches = []
+        for b, keep in enumerate(valid):
+            index = keep.nonzero()[:, 0]
+            (query, gt), = self.matcher(cls_logits[b:b + 1, index], boxes[b:b + 1, index], gt_labels[b:b + 1],
+                                        gt_boxes[b:b + 1])
+            matches.append((index[query], gt))
+        return matches
 
     @staticmethod
     def _paired_iou(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -111,7 +111,7 @@ def test_deformable_needs_reference_boxes():
     with pytest.raises(ValueError, match='2 memory maps for an attention built with num_levels=1'):
         query, reference, memory, shapes, padding, ratios = _inputs(shapes=((4, 4), (2, 2)))
         DeformableCrossAttention(32, num_heads=4)(query, reference, memory, shapes, padding, ratios)
-    with pytest.raises(ValueError, match="use query_type 'anchor' or 'encoder'"):
+    with pytest.raises(ValueError, match="query_type 'anchor' or 'encoder'"):
         MODELS.build(dict(type='DETR', backbone=dict(type='MobileNetV2', widen_factor=0.35, out_indices=(3,)),
                           embed_dims=32, encoder=dict(num_layers=1, num_heads=4, ffn_dims=64),
                           decoder=dict(num_layers=1, num_heads=4, ffn_dims=64, cross_attention='deformable'),

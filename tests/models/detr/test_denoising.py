@@ -1,13 +1,20 @@
 """Denoising queries: the attention mask keeps groups apart and away from the matching queries, checked on
 the mask and through the decoder (perturbing one group changes nothing else); noise stays in its bounds;
-the matching queries' losses do not depend on whether denoising queries are present."""
+the matching queries' losses do not depend on whether denoising queries are present; a batch without
+boxes still reaches every parameter; ``--cfg-options`` switches denoising on."""
+import importlib.util
+from pathlib import Path
+
+import pytest
 import torch
 
+from det.engine.config import load_config
 from det.models.detr import DenoisingQueries, DetrTransformerDecoder
 from det.registry import MODELS
 from tests.conftest import make_sample
 
 NUM_MATCHING = 4
+REPO = Path(__file__).resolve().parents[3]
 
 
 def _queries(num_groups=3, gts=(3, 1), **kwargs):
@@ -119,3 +126,38 @@ def test_matching_losses_unchanged_by_denoising_queries():
         assert 'loss_dn_cls' in with_dn and 'loss_dn_cls' not in without
         for key, value in without.items():
             torch.testing.assert_close(with_dn[key], value, atol=1e-5, rtol=1e-5, msg=f'{query_type} {key}')
+
+
+@pytest.mark.parametrize('query_type', ['embedding', 'anchor', 'encoder'])
+def test_every_parameter_gets_a_gradient_on_a_batch_without_boxes(query_type):
+    """A batch without boxes has no denoising queries; the denoising parameters still take part (a zero
+    gradient, not None), as DDP without find_unused_parameters requires."""
+    model = _tiny_detr(query_type, dict(num_groups=2)).train()
+    losses = model(torch.randn(1, 3, 64, 64), [make_sample([], [])], mode='loss')
+    sum(losses.values()).backward()
+    missing = [name for name, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not missing
+    assert model.denoising.label_embedding.weight.grad.abs().sum() == 0
+
+
+def _train_args(config, *options):
+    """``tools/train.py CONFIG --cfg-options OPTIONS`` parsed and loaded as the script does."""
+    spec = importlib.util.spec_from_file_location('det_tools_train', REPO / 'tools' / 'train.py')
+    train = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train)
+    args = train.parse_args([str(REPO / config), '--cfg-options', *options])
+    return load_config(args.config, args.cfg_options)
+
+
+@pytest.mark.parametrize('config', ['configs/detr_mobilenetv2_320_shapes.py',
+                                    'configs/detr_r50_320_shapes.py'])
+def test_denoising_is_switched_on_from_cfg_options(config):
+    """``--cfg-options model.denoising.num_groups=3`` turns denoising on in a config that has it off (a
+    config that wrote ``denoising=None`` made mmengine refuse to merge a dict into None)."""
+    assert _train_args(config, 'model.query_type=anchor').model.get('denoising') is None
+    cfg = _train_args(config, 'model.denoising.num_groups=3')
+    tiny = dict(backbone=dict(type='MobileNetV2', widen_factor=0.35, out_indices=(3,)), embed_dims=32,
+                encoder=dict(num_layers=1, num_heads=4, ffn_dims=64),
+                decoder=dict(num_layers=1, num_heads=4, ffn_dims=64))
+    model = MODELS.build(dict(cfg.model, **tiny))
+    assert model.denoising is not None and model.denoising.num_groups == 3

@@ -1,4 +1,5 @@
-"""The DETR detector's build-time checks and the frozen-BatchNorm ResNet it uses (by name in a config)."""
+"""The DETR detector's build-time checks, its query sources and the frozen-BatchNorm ResNet it uses (by
+name in a config)."""
 import pytest
 import torch
 from torchvision.ops import FrozenBatchNorm2d
@@ -24,6 +25,24 @@ def test_bad_query_type_is_an_error():
     with pytest.raises(ValueError, match="query_type must be one of"):
         MODELS.build(dict(type='DETR', backbone=dict(type='MobileNetV2', widen_factor=0.35, out_indices=(4,)),
                           head=dict(type='DETRHead', num_classes=2), query_type='boxes'))
+
+
+def test_query_source_by_short_name_or_config():
+    """``query_type`` names a registered query source, which keeps its checkpoint name in the state dict."""
+    def build(query_type, **kwargs):
+        torch.manual_seed(0)
+        return MODELS.build(dict(type='DETR', backbone=dict(type='MobileNetV2', widen_factor=0.35,
+                                                            out_indices=(4,)),
+                                 num_queries=4, embed_dims=32, query_type=query_type, **kwargs,
+                                 encoder=dict(num_layers=1, num_heads=4, ffn_dims=64),
+                                 decoder=dict(num_layers=1, num_heads=4, ffn_dims=64),
+                                 head=dict(type='DETRHead', num_classes=2)))
+    for name, key in (('embedding', 'query_embedding.weight'), ('anchor', 'anchor_embedding.weight'),
+                      ('encoder', 'enc_output.0.weight')):
+        model = build(name)
+        assert key in model.state_dict() and model.queries is getattr(model, key.split('.')[0])
+    short, full = build('encoder', proposal_size=0.2), build(dict(type='EncoderQueries', proposal_size=0.2))
+    assert list(short.state_dict()) == list(full.state_dict()) and full.queries.proposal_size == 0.2
 
 
 def test_positional_encoding_counts_valid_pixels_only():
