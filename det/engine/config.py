@@ -25,10 +25,11 @@ from det.registry import DATASETS, MODELS
 
 def load_config(config, cfg_options: dict = None, work_dir: str = None) -> Config:
     """The one config loader of det's tools, ``det.apis`` and ``det.analysis``: read ``config`` (a path,
-    or an mmengine ``Config``, which is copied, not modified), apply ``--cfg-options`` overrides, default
-    the registry scope to ``'det'`` and settle the work dir (``--work-dir`` > the config's ``work_dir`` >
-    ``work_dirs/<config name>``). Nothing else is changed: a training run adds det's checkpoint policy
-    itself (:func:`det.engine.checkpoints.use_safe_checkpoints`)."""
+    or an mmengine ``Config``, which is copied, not modified), apply ``--cfg-options`` overrides, end the
+    by-epoch schedulers that leave ``end`` out at ``train_cfg.max_epochs``, default the registry scope to
+    ``'det'`` and settle the work dir (``--work-dir`` > the config's ``work_dir`` > ``work_dirs/<config
+    name>``). Nothing else is changed: a training run adds det's checkpoint policy itself
+    (:func:`det.engine.checkpoints.use_safe_checkpoints`)."""
     if isinstance(config, Config):
         cfg = copy.deepcopy(config)
         name = osp.splitext(osp.basename(cfg.filename or 'config'))[0]
