@@ -115,12 +115,13 @@ def test_both_differ_from_varifocal():
         assert MODELS.build(cfg)(LOGITS, IOUS).item() != pytest.approx(vfl, rel=1e-2)
 
 
-@pytest.mark.parametrize('name', ['MatchabilityAwareLoss', 'PositionSupervisedLoss'])
+@pytest.mark.parametrize('name', ['MatchabilityAwareLoss', 'PositionSupervisedLoss', 'VarifocalLoss'])
 def test_bad_input_is_an_error(name):
+    """A shape mismatch and a negative target (a GIoU passed for an IoU) name the loss."""
     loss = MODELS.build(dict(type=name))
-    with pytest.raises(ValueError, match='must both be'):
+    with pytest.raises(ValueError, match=f'{name}: pred and target must both be'):
         loss(torch.zeros(3, 2), torch.zeros(3))
-    with pytest.raises(ValueError, match=r'IoUs in \[0, 1\]'):
-        loss(torch.zeros(3, 2), torch.full((3, 2), 1.5))
+    with pytest.raises(ValueError, match=rf'{name} targets are IoUs in \[0, 1\]'):
+        loss(torch.zeros(3, 2), torch.full((3, 2), -0.5))
     with pytest.raises(ValueError, match='needs'):
         MODELS.build(dict(type=name, gamma=-1.0))

@@ -8,6 +8,8 @@ from torch import nn
 
 from det.registry import MODELS
 
+from .utils import check_iou_targets, weight_reduce_loss
+
 
 @MODELS.register_module()
 class MatchabilityAwareLoss(nn.Module):
@@ -34,17 +36,12 @@ class MatchabilityAwareLoss(nn.Module):
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor, avg_factor=None,
                 positive: torch.Tensor = None) -> torch.Tensor:
-        if pred.dim() != 2 or target.shape != pred.shape:
-            raise ValueError(f'pred and target must both be [N, C], got {tuple(pred.shape)} and '
-                             f'{tuple(target.shape)}')
-        if target.min() < 0 or target.max() > 1:
-            raise ValueError('MatchabilityAwareLoss targets are IoUs in [0, 1], got values in '
-                             f'[{target.min().item():.3g}, {target.max().item():.3g}]')
+        check_iou_targets('MatchabilityAwareLoss', pred, target)
         pred, target = pred.float(), target.float()
         positive = target > 0 if positive is None else positive.bool()
         score = pred.detach().sigmoid()
         goal = torch.where(positive, target.pow(self.gamma), torch.zeros_like(target))
         weight = torch.where(positive, torch.ones_like(score), self.alpha * score.pow(self.gamma))
-        loss = F.binary_cross_entropy_with_logits(pred, goal, weight=weight, reduction='none')
+        loss = F.binary_cross_entropy_with_logits(pred, goal, reduction='none')
         normaliser = max(1, pred.shape[0]) if avg_factor is None else avg_factor
-        return self.loss_weight * loss.sum() / normaliser
+        return self.loss_weight * weight_reduce_loss(loss, weight, avg_factor=normaliser)

@@ -8,6 +8,8 @@ from torch import nn
 
 from det.registry import MODELS
 
+from .utils import check_iou_targets, weight_reduce_loss
+
 
 @MODELS.register_module()
 class PositionSupervisedLoss(nn.Module):
@@ -55,18 +57,13 @@ class PositionSupervisedLoss(nn.Module):
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor, avg_factor=None,
                 positive: torch.Tensor = None) -> torch.Tensor:
-        if pred.dim() not in (2, 3) or target.shape != pred.shape:
-            raise ValueError(f'pred and target must both be [N, C] or [B, Q, C], got {tuple(pred.shape)} '
-                             f'and {tuple(target.shape)}')
-        if target.min() < 0 or target.max() > 1:
-            raise ValueError('PositionSupervisedLoss targets are IoUs in [0, 1], got values in '
-                             f'[{target.min().item():.3g}, {target.max().item():.3g}]')
+        check_iou_targets('PositionSupervisedLoss', pred, target, dims=(2, 3))
         pred, target = pred.float(), target.float()
         positive = target > 0 if positive is None else positive.bool()
         goal = self._targets(target, positive)
         prob = pred.sigmoid()
         weight = torch.where(positive, self.alpha * (goal - prob).abs().pow(self.gamma),
                              (1 - self.alpha) * prob.pow(self.gamma))
-        loss = weight * F.binary_cross_entropy_with_logits(pred, goal, reduction='none')
+        loss = F.binary_cross_entropy_with_logits(pred, goal, reduction='none')
         normaliser = max(1, pred[..., 0].numel()) if avg_factor is None else avg_factor
-        return self.loss_weight * loss.sum() / normaliser
+        return self.loss_weight * weight_reduce_loss(loss, weight, avg_factor=normaliser)

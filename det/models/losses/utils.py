@@ -1,4 +1,5 @@
-"""The one reduction of every loss in det/models/losses (MMDetection's ``weight_reduce_loss``)."""
+"""The one reduction of every loss in det/models/losses (MMDetection's ``weight_reduce_loss``), and the
+input check of the IoU-target classification losses."""
 import torch
 
 REDUCTIONS = ('none', 'mean', 'sum')
@@ -23,3 +24,16 @@ def weight_reduce_loss(loss: torch.Tensor, weight=None, reduction: str = 'mean',
     if reduction != 'mean':
         raise ValueError(f"avg_factor can only be used with reduction='mean', got {reduction!r}")
     return loss.sum() / avg_factor
+
+
+def check_iou_targets(loss: str, pred: torch.Tensor, target: torch.Tensor, dims=(2,)):
+    """Raise a ValueError naming ``loss`` unless ``pred`` (logits) and ``target`` (IoUs, 0 for negatives)
+    have the same shape of one of ``dims`` dimensions (``[N, C]``, or ``[B, Q, C]`` where 3 is allowed)
+    and no target is negative (a GIoU passed by mistake; a fractional power of it would be NaN). Targets
+    a rounding above 1 (IoUs computed under bf16 autocast) pass."""
+    shapes = ' or '.join({2: '[N, C]', 3: '[B, Q, C]'}[d] for d in dims)
+    if pred.dim() not in dims or target.shape != pred.shape:
+        raise ValueError(f'{loss}: pred and target must both be {shapes}, got {tuple(pred.shape)} and '
+                         f'{tuple(target.shape)}')
+    if target.numel() and target.min() < 0:
+        raise ValueError(f'{loss} targets are IoUs in [0, 1], got a minimum of {target.min().item():.3g}')

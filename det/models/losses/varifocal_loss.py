@@ -7,7 +7,7 @@ from torch import nn
 
 from det.registry import MODELS
 
-from .utils import weight_reduce_loss
+from .utils import check_iou_targets, weight_reduce_loss
 
 
 @MODELS.register_module()
@@ -30,9 +30,7 @@ class VarifocalLoss(nn.Module):
         self.alpha, self.gamma, self.loss_weight = alpha, gamma, loss_weight
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor, avg_factor=None) -> torch.Tensor:
-        if pred.dim() != 2 or target.shape != pred.shape:
-            raise ValueError(f'pred and target must both be [N, C], got {tuple(pred.shape)} and '
-                             f'{tuple(target.shape)}')
+        check_iou_targets('VarifocalLoss', pred, target)
         pred, target = pred.float(), target.float()
         score = pred.detach().sigmoid()
         weight = torch.where(target > 0, target, self.alpha * score.pow(self.gamma))
