@@ -1,6 +1,6 @@
 # centernet_mobilenetv2_fpn_416_bccd_recipe.py (TTFNet's box regression, the recipe's augmentation) on an
 # ImageNet-pretrained EfficientNet-Lite0 (_base_/models/pretrained_backbones.py), fine-tuned with the
-# backbone at a quarter of the head's learning rate (adamw_finetune_6e.py).
+# backbone at a quarter of the head's learning rate (adamw_finetune_6e.py), for 9 epochs.
 _base_ = ['_base_/default_runtime.py', '_base_/models/ttfnet.py', '_base_/models/pretrained_backbones.py',
           '_base_/datasets/bccd_416.py', '_base_/schedules/adamw_finetune_6e.py']
 model = dict(
@@ -10,3 +10,4 @@ model = dict(
     head=dict(num_classes=3, feat_channels=64))
 train_dataloader = dict(dataset=dict(pipeline=_base_.recipe_pipeline))
 optim_wrapper = dict(type='AutocastOptimWrapper')  # bf16, with the channels-last input, as the main job
+train_cfg = dict(max_epochs=9, val_interval=9)

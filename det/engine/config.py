@@ -55,8 +55,9 @@ def set_max_epochs(cfg: Config, epochs: int) -> list:
     """Train for ``epochs`` epochs with the schedule stretched to match: ``train_cfg.max_epochs`` and every
     epoch-based ``param_scheduler`` entry that ended at the old last epoch (its ``end``, and a cosine's
     ``T_max``) move to the new one, so the whole curve runs over the new epochs: a shorter run is not cut
-    off at a high rate and a longer one does not sit at the floor. Iteration-based warm-ups and
-    schedulers ending earlier stay as they are.
+    off at a high rate and a longer one does not sit at the floor. A ``val_interval`` equal to the old
+    last epoch (validate at the end only) moves with it. Iteration-based warm-ups and schedulers ending
+    earlier stay as they are.
     Returns the changes made, as ``key: old -> new`` strings (for the log)."""
     if epochs < 1:
         raise ValueError(f'epochs must be >= 1, got {epochs}')
@@ -67,6 +68,9 @@ def set_max_epochs(cfg: Config, epochs: int) -> list:
                          'train_cfg.max_iters through --cfg-options instead')
     changes = [f'train_cfg.max_epochs: {old} -> {epochs}']
     cfg.train_cfg.max_epochs = epochs
+    if train_cfg.get('val_interval') == old:
+        cfg.train_cfg.val_interval = epochs
+        changes.append(f'train_cfg.val_interval: {old} -> {epochs}')
     schedulers = cfg.get('param_scheduler') or []
     for index, scheduler in enumerate(schedulers if isinstance(schedulers, list) else [schedulers]):
         if not scheduler.get('by_epoch', True) or scheduler.get('end') != old:

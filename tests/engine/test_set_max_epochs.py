@@ -63,3 +63,18 @@ def test_iteration_based_configs_are_refused_with_the_fix():
         set_max_epochs(cfg, 3)
     with pytest.raises(ValueError, match='>= 1'):
         set_max_epochs(Config(dict(train_cfg=dict(max_epochs=6))), 0)
+
+
+def test_a_validation_at_the_end_only_stays_at_the_end():
+    """The pretrained CenterNet validates after its last epoch only (val_interval = max_epochs): with
+    ``--epochs 12`` it still validates once, at epoch 12, not at 9 (mmengine always validates the last)."""
+    cfg = load_config(str(REPO / 'configs/centernet_efficientnetlite0_fpn_416_bccd.py'))
+    old = cfg.train_cfg.max_epochs
+    assert cfg.train_cfg.val_interval == old
+    changes = set_max_epochs(cfg, 12)
+    assert cfg.train_cfg.val_interval == 12
+    assert f'train_cfg.val_interval: {old} -> 12' in changes
+    yolo = load_config(str(REPO / 'configs/yolo_v1.py'))
+    interval = yolo.train_cfg.val_interval
+    set_max_epochs(yolo, 12)
+    assert yolo.train_cfg.val_interval == interval, 'a per-epoch validation must not move'
