@@ -17,6 +17,7 @@ import torch
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
 
+from det.engine.config import load_config
 from det.registry import DATASETS, MODELS
 
 DEFAULT_CONFIG = 'configs/centernet_efficientnetlite0_fpn_416_bccd.py'
@@ -77,7 +78,7 @@ def step_time(model, data) -> float:
 def main(argv=None):
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
-    base = Config.fromfile(args.config)
+    base = load_config(args.config)
     variants = {text: build_variant(base, *parse_variant(text), args.batch_size, args.data_root)
                 for text in args.variants}
     times = {text: [] for text in variants}
