@@ -41,7 +41,7 @@ def test_each_variant_takes_out_its_own_part(recipe_name, plain_name):
         assert _types(step.transforms) == [t for t in _types(albu.transforms) if t not in dropped], name
         assert hooks['NoMixHook'].num_last_epochs == (7 if name == 'no-mosaic' else
                                                       recipe.custom_hooks[0].num_last_epochs), name
-        assert (cfg.model.head.get('loss_bbox') is not None) == (name != 'l1-boxes'), name
+        assert cfg.model.head.type == ('CenterNetHead' if name == 'l1-boxes' else 'TTFNetHead'), name
         assert ('EMAHook' in hooks) == (name == 'ema'), name
     # The inputs are left as they were.
     assert _types(recipe.train_dataloader.dataset.pipeline) == full
