@@ -3,16 +3,14 @@ CVPR 2025, arXiv 2412.04234, sec. 3.3): the IoU-aware classification of DEIM's d
 Unlike the varifocal loss it does not scale a positive's loss by its IoU q, so low-quality matches (the
 many extra positives of dense matching) still train; their score target is ``q ** gamma`` instead."""
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from det.registry import MODELS
 
-from .utils import check_iou_targets, weight_reduce_loss
+from .varifocal_loss import VarifocalLoss
 
 
 @MODELS.register_module()
-class MatchabilityAwareLoss(nn.Module):
+class MatchabilityAwareLoss(VarifocalLoss):
     """``loss_weight * sum(w * BCE(sigmoid(pred), t)) / avg_factor`` (the paper's eq. 6) with
 
     - positives (a matched query's ground-truth class): ``t = q ** gamma``, ``w = 1``;
@@ -26,22 +24,10 @@ class MatchabilityAwareLoss(nn.Module):
     DEIM's defaults: ``gamma = 1.5``, ``alpha = 1`` (its ``mal_alpha=None``).
     """
 
-    use_sigmoid = True
-
     def __init__(self, alpha: float = 1.0, gamma: float = 1.5, loss_weight: float = 1.0):
-        super().__init__()
-        if alpha < 0 or gamma < 0:
-            raise ValueError(f'MatchabilityAwareLoss needs alpha >= 0 and gamma >= 0, got {alpha}, {gamma}')
-        self.alpha, self.gamma, self.loss_weight = alpha, gamma, loss_weight
+        super().__init__(alpha, gamma, loss_weight)
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor, avg_factor=None,
-                positive: torch.Tensor = None) -> torch.Tensor:
-        check_iou_targets('MatchabilityAwareLoss', pred, target)
-        pred, target = pred.float(), target.float()
-        positive = target > 0 if positive is None else positive.bool()
-        score = pred.detach().sigmoid()
+    def positive_terms(self, target, positive, negative_weight) -> tuple:
+        """Positives: target ``q ** gamma`` with weight 1; everything else: target 0, the negative weight."""
         goal = torch.where(positive, target.pow(self.gamma), torch.zeros_like(target))
-        weight = torch.where(positive, torch.ones_like(score), self.alpha * score.pow(self.gamma))
-        loss = F.binary_cross_entropy_with_logits(pred, goal, reduction='none')
-        normaliser = max(1, pred.shape[0]) if avg_factor is None else avg_factor
-        return self.loss_weight * weight_reduce_loss(loss, weight, avg_factor=normaliser)
+        return goal, torch.where(positive, torch.ones_like(negative_weight), negative_weight)
