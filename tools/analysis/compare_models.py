@@ -95,6 +95,11 @@ def compare(config: str, ref: str) -> list:
                         f'in the reference {sorted(set(ref_keys) - set(ours_keys))}'
                         + ('' if set(ours_keys) != set(ref_keys) else ' (same set, another order)'))
         return problems
+    ref_state = theirs['state_dict']
+    shapes = [f'{name} {tuple(value.shape)} vs {tuple(ref_state[name].shape)}'
+              for name, value in model.state_dict().items() if value.shape != ref_state[name].shape]
+    if shapes:
+        return [f'state_dict shapes differ (here vs reference): {", ".join(shapes)}']
     model.load_state_dict(theirs['state_dict'], strict=True)
     ours, ref_out = flat(outputs(model)), flat(theirs['outputs'])
     if set(ours) != set(ref_out):
