@@ -144,20 +144,6 @@ def test_varifocal_class_target_is_the_matched_iou():
     assert losses['loss_cls'].item() == pytest.approx(expected, rel=1e-5)
 
 
-def test_varifocal_empty_ground_truth_and_denoising():
-    from det.models.detr import DenoisingQueries
-    head = _vfl_head()
-    cls_logits = torch.randn(2, 1, 5, 3)
-    boxes = torch.rand(2, 1, 5, 4).clamp(0.1, 0.9)
-    empty = head.loss_by_feat(cls_logits, boxes, [_gt([], [])], [META])
-    assert empty['loss_cls'] > 0 and empty['loss_bbox'].item() == 0 and empty['loss_iou'].item() == 0
-    gt = _gt([[40.0, 20.0, 120.0, 60.0]], [1])
-    queries = DenoisingQueries(num_classes=3, embed_dims=8, num_groups=2)(
-        [gt.labels], [torch.tensor([[0.4, 0.4, 0.4, 0.4]])], num_matching=3)
-    losses = head.loss_by_feat(cls_logits, boxes, [gt], [META], queries)
-    assert losses['loss_dn_cls'] > 0 and torch.isfinite(losses['loss_dn_cls'])
-
-
 def test_varifocal_predict_scores_by_sigmoid():
     head = _vfl_head(test_cfg=dict(max_per_img=2))
     cls_logits = torch.full((1, 3, 3), -10.0)

@@ -1,4 +1,5 @@
-"""DEIM's MatchabilityAwareLoss and Stable-DINO's PositionSupervisedLoss plug into DETRHead by config (with
+"""The IoU-target class losses (RT-DETR's VarifocalLoss, DEIM's MatchabilityAwareLoss, Stable-DINO's
+PositionSupervisedLoss) plug into DETRHead by config (with
 the focal matching cost, position-modulated or not): the class loss of a forced match is the loss of the
 box's IoU (torchvision's box_iou) in its class, and empty ground truth / denoising stay finite."""
 import pytest
@@ -10,7 +11,8 @@ from det.models.detr import DenoisingQueries
 from det.registry import MODELS
 
 META = dict(img_shape=(100, 200))
-LOSSES = [dict(type='MatchabilityAwareLoss'), dict(type='PositionSupervisedLoss', rescale=False)]
+LOSSES = [dict(type='VarifocalLoss'), dict(type='MatchabilityAwareLoss'),
+          dict(type='PositionSupervisedLoss', rescale=False)]
 
 
 def _head(loss_cls, iou_modulation):
