@@ -50,6 +50,7 @@ def _decoder_input(model, data):
     return model.pre_decoder(memory, x, data['data_samples'], train_queries=True), memory, x
 
 
+@pytest.mark.reference
 def test_extra_queries_are_the_next_best_tokens_and_the_first_q_unchanged():
     model = _model().eval()
     memory, mask = torch.randn(2, 16, 32), torch.zeros(2, 4, 4, dtype=torch.bool)
@@ -140,6 +141,7 @@ def test_each_ground_truth_gets_k_one_to_many_matches(repeats, num_gts, monkeypa
         torch.testing.assert_close(losses[key], expected)
 
 
+@pytest.mark.reference
 def test_one_to_one_denoising_and_encoder_losses_unchanged():
     with_o2m, without = _pair()
     with_o2m.train(), without.train()
