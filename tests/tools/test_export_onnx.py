@@ -67,7 +67,8 @@ def _run_onnx(path: Path, inputs: torch.Tensor) -> dict:
 def _export_and_run(config: Path, tmp_path: Path, options: list) -> tuple:
     """ONNX Runtime's and PyTorch's raw outputs of the exported model (random weights, ``options`` as
     ``--cfg-options``) on one random input."""
-    cfg_options = dict(option.split('=') for option in options)
+    cfg_options = {key: None if value == 'None' else value  # as --cfg-options (mmengine's DictAction)
+                   for key, value in (option.split('=') for option in options)}
     checkpoint = _random_checkpoint(config, tmp_path, cfg_options)
     model = init_detector(config, checkpoint, cfg_options=cfg_options)
     out = tmp_path / 'model.onnx'
@@ -94,6 +95,8 @@ def test_detr_raw_outputs_match_pytorch(config: Path, tmp_path):
         assert [r.shape for r in results.values()] == [tuple(t.shape) for t in raw]
         assert all(np.isfinite(r).all() for r in results.values())
         options = ['model.query_type=anchor']
+        if Config.fromfile(str(config)).model.get('one_to_many') is not None:
+            options.append('model.one_to_many=None')    # a training-only switch of two-stage queries
     results, raw = _export_and_run(config, tmp_path, options)
     assert list(results) == [f'raw_{i}' for i in range(len(raw))]
     for i, expected in enumerate(raw):

@@ -15,7 +15,11 @@ decoder's ``cross_attention='deformable'``, :class:`DeformableCrossAttention`):
 - ``aux_head=dict(type=<any dense head>, ...)``: a dense head trained on the encoder's output map with
   its own fixed assignment beside the set loss and dropped at inference (Co-DETR's collaborative hybrid
   assignment, Zong et al. ICCV 2023), so that backbone and encoder learn where objects are from a
-  stable, dense signal instead of the Hungarian matching's, which changes from step to step.
+  stable, dense signal instead of the Hungarian matching's, which changes from step to step;
+- ``one_to_many=dict(num_queries=M, repeats=K)`` (two-stage queries only): in training M more encoder
+  tokens become queries, masked from the Q others and matched to the ground truth repeated K times
+  (H-DETR's hybrid matching, Jia et al. CVPR 2023), so each object trains up to K of them; dropped at
+  inference (:mod:`det.models.detr.one_to_many`).
 """
 import itertools
 import math
@@ -30,8 +34,10 @@ from det.models.detr import (
     DenoisingQueries,
     DetrTransformerDecoder,
     DetrTransformerEncoder,
+    OneToMany,
     SinePositionalEncoding,
     box_sine_embedding,
+    hybrid_attention_mask,
 )
 from det.models.heads.detr_head import normalised_cxcywh
 from det.registry import MODELS
@@ -61,10 +67,12 @@ class MemoryInput(NamedTuple):
 
 
 class DecoderInput(NamedTuple):
-    """What :meth:`DETR.pre_decoder` gives the decoder: ``content [B, P + Q, D]``, ``query_pos`` or
-    ``reference`` (see :class:`det.models.detr.Queries`), ``attn_mask`` (bool ``[B, P + Q, P + Q]``, None
-    without denoising), and for the loss ``denoising`` (``DenoisingQueriesOutput`` of the P denoising
-    queries placed first, None when P = 0) and ``proposals`` (the encoder tokens', or None)."""
+    """What :meth:`DETR.pre_decoder` gives the decoder: ``content [B, P + Q + M, D]`` (P denoising, Q
+    one-to-one, M one-to-many queries, in that order; P and M are 0 outside training), ``query_pos`` or
+    ``reference`` (see :class:`det.models.detr.Queries`), ``attn_mask`` (bool ``[B, N, N]`` over those
+    N = P + Q + M, None when P = M = 0), and for the loss ``denoising`` (``DenoisingQueriesOutput`` of
+    the P denoising queries placed first, None when P = 0) and ``proposals`` (the encoder tokens', or
+    None)."""
 
     content: torch.Tensor
     query_pos: torch.Tensor
@@ -77,8 +85,9 @@ class DecoderInput(NamedTuple):
 class TransformerOutput(NamedTuple):
     """What :meth:`DETR.forward_transformer` computes for the heads.
 
-    - ``hidden [L, B, P + Q, D]``: every decoder layer's output, P denoising queries first;
-    - ``references [L, B, P + Q, 4]``: the box each layer refines (None for embedding queries);
+    - ``hidden [L, B, P + Q + M, D]``: every decoder layer's output, P denoising queries first and M
+      one-to-many queries last (both only in training);
+    - ``references [L, B, P + Q + M, 4]``: the box each layer refines (None for embedding queries);
     - ``denoising``: the ``DenoisingQueriesOutput`` of the P queries (None when P = 0);
     - ``proposals``: the encoder tokens' :class:`det.models.detr.Proposals` (two-stage selection only);
     - ``memory_map [B, D, h, w]``: the encoder's output as a feature map (the auxiliary head's input).
@@ -120,6 +129,9 @@ class DETR(BaseDetector):
         aux_head: None, or a dense head config (``in_channels`` / ``strides`` filled in: D channels at
             the stride of the map the transformer reads) whose loss, prefixed ``aux.``, trains the
             encoder's output map; not used at inference.
+        one_to_many: None, or ``dict(num_queries=M, repeats=K, loss_weight=1.0)``
+            (:class:`det.models.detr.OneToMany`): H-DETR's training-only one-to-many queries, whose
+            losses are logged as ``o2m.loss_*``; needs ``query_type='encoder'``.
 
     The padding mask (pixels outside each sample's ``img_shape``) goes through the encoder and the
     decoder's cross-attention and shapes the positional encoding, so predictions of a padded image match
@@ -131,8 +143,8 @@ class DETR(BaseDetector):
     def __init__(self, backbone: dict, head: dict, neck: dict = None, num_queries: int = 100,
                  embed_dims: int = 256, encoder: dict = None, decoder: dict = None,
                  positional_encoding: dict = None, query_type='embedding', proposal_size: float = 0.05,
-                 denoising: dict = None, aux_head: dict = None, data_preprocessor: dict = None,
-                 init_cfg=None):
+                 denoising: dict = None, aux_head: dict = None, one_to_many: dict = None,
+                 data_preprocessor: dict = None, init_cfg=None):
         super().__init__(backbone, neck, data_preprocessor, init_cfg)
         channels, strides = self.feat_channels, self.feat_strides
         self.num_queries, self.embed_dims = num_queries, embed_dims
@@ -154,6 +166,12 @@ class DETR(BaseDetector):
             raise ValueError('deformable cross-attention samples around reference boxes: use a query source '
                              "that gives them (query_type 'anchor' or 'encoder'), not "
                              f'{type(queries).__name__}')
+        self.one_to_many = None
+        if one_to_many is not None:
+            if not queries.gives_extra:
+                raise ValueError("one_to_many needs a query source that selects extra queries: query_type="
+                                 f"'encoder' (EncoderQueries), not {type(queries).__name__}")
+            self.one_to_many = OneToMany.from_cfg(one_to_many)
         self.query_attr = queries.checkpoint_name
         self.add_module(self.query_attr, queries)
         self.denoising = None
@@ -229,23 +247,29 @@ class DETR(BaseDetector):
         return self.encoder(x.tokens, x.pos, x.mask.flatten(1))
 
     def pre_decoder(self, memory: torch.Tensor, x: MemoryInput, data_samples=None,
-                    denoise: bool = False) -> DecoderInput:
-        """The query source's Q queries, and before them, with ``denoise`` and a model that has them, the
-        P denoising queries of the samples' ground truth (their boxes as references, or through the
-        sine embedding as positional queries when the source gives fixed ``query_pos``)."""
-        queries = self.queries(memory, x.mask, self.head)
+                    train_queries: bool = False) -> DecoderInput:
+        """The query source's Q queries; with ``train_queries`` (the training loss) and a model that has
+        them, the P denoising queries of the samples' ground truth before them (their boxes as references,
+        or through the sine embedding as positional queries when the source gives fixed ``query_pos``)
+        and the M one-to-many queries after them."""
+        num_extra = self.one_to_many.num_queries if train_queries and self.one_to_many is not None else 0
+        queries = (self.queries(memory, x.mask, self.head, num_extra) if num_extra
+                   else self.queries(memory, x.mask, self.head))
         content, query_pos, reference = queries.content, queries.query_pos, queries.reference
-        dn = None
-        if denoise and self.denoising is not None:
+        dn, attn_mask = None, None
+        if train_queries and self.denoising is not None:
             dn = self.denoising_queries(data_samples, memory.device)
-        if dn is None:
-            return DecoderInput(content, query_pos, reference, None, None, queries.proposals)
-        content = torch.cat([dn.content.to(content.dtype), content], dim=1)
-        if reference is None:
-            query_pos = torch.cat([self._box_queries(dn.boxes).to(query_pos.dtype), query_pos], dim=1)
-        else:
-            reference = torch.cat([dn.boxes, reference], dim=1)
-        return DecoderInput(content, query_pos, reference, dn.attn_mask, dn, queries.proposals)
+        if dn is not None:
+            content = torch.cat([dn.content.to(content.dtype), content], dim=1)
+            if reference is None:
+                query_pos = torch.cat([self._box_queries(dn.boxes).to(query_pos.dtype), query_pos], dim=1)
+            else:
+                reference = torch.cat([dn.boxes, reference], dim=1)
+            attn_mask = dn.attn_mask
+        if num_extra:
+            attn_mask = hybrid_attention_mask(attn_mask, content.shape[0], content.shape[1] - num_extra,
+                                              num_extra, content.device)
+        return DecoderInput(content, query_pos, reference, attn_mask, dn, queries.proposals)
 
     def denoising_queries(self, data_samples: list, device):
         """:class:`DenoisingQueries` of the samples' ``gt_instances`` (None when the batch has no box)."""
@@ -256,7 +280,7 @@ class DETR(BaseDetector):
 
     def forward_decoder(self, queries: DecoderInput, memory: torch.Tensor, x: MemoryInput) -> tuple:
         """The decoder over ``memory`` (after the finer maps' tokens for a multi-scale deformable one):
-        ``hidden [L, B, P + Q, D]`` and ``references [L, B, P + Q, 4]`` (or None)."""
+        ``hidden [L, B, P + Q + M, D]`` and ``references [L, B, P + Q + M, 4]`` (or None)."""
         return self.decoder(queries.content, torch.cat(x.levels + [memory], 1), x.pos,
                             torch.cat(x.level_padding + [x.mask.flatten(1)], 1), query_pos=queries.query_pos,
                             self_attn_mask=queries.attn_mask, reference=queries.reference,
@@ -264,19 +288,20 @@ class DETR(BaseDetector):
                             memory_shapes=x.level_shapes + [tuple(x.mask.shape[-2:])])
 
     def forward_transformer(self, inputs: torch.Tensor, data_samples=None,
-                            denoise: bool = False) -> TransformerOutput:
-        """Backbone and the four transformer parts (:class:`TransformerOutput`); denoising queries only
-        with ``denoise`` and a model that has them."""
+                            train_queries: bool = False) -> TransformerOutput:
+        """Backbone and the four transformer parts (:class:`TransformerOutput`); denoising and one-to-many
+        queries only with ``train_queries`` (the training loss) and a model that has them."""
         x = self.pre_transformer(self.extract_feat(inputs), inputs, data_samples)
         memory = self.forward_encoder(x)
-        queries = self.pre_decoder(memory, x, data_samples, denoise)
+        queries = self.pre_decoder(memory, x, data_samples, train_queries)
         hidden, references = self.forward_decoder(queries, memory, x)
         memory_map = memory.transpose(1, 2).unflatten(2, x.mask.shape[-2:])          # [B, D, h, w]
         return TransformerOutput(hidden, references, queries.denoising, queries.proposals, memory_map)
 
     def loss_by_gt(self, inputs, data_samples):
-        out = self.forward_transformer(inputs, data_samples, denoise=True)
-        losses = self.head.loss(out.hidden, out.references, data_samples, out.denoising, out.proposals)
+        out = self.forward_transformer(inputs, data_samples, train_queries=True)
+        losses = self.head.loss(out.hidden, out.references, data_samples, out.denoising, out.proposals,
+                                self.one_to_many)
         if self.denoising is not None and out.denoising is None:
             # A batch without boxes has no denoising queries. 0 x the parameters only they read keeps
             # those in the graph with a zero gradient, as DDP (find_unused_parameters=False) requires.

@@ -7,11 +7,12 @@ detector:
 - :class:`AnchorQueries`: learned boxes refined by every decoder layer (DAB-DETR);
 - :class:`EncoderQueries`: the best encoder tokens (two-stage selection, Deformable DETR / RT-DETR).
 
-A source says what it gives through three class attributes the detector reads when it builds its other
+A source says what it gives through four class attributes the detector reads when it builds its other
 parts: ``gives_reference`` (boxes the decoder refines, so their sine embedding is the positional query),
-``zero_content`` (every query's content starts at zero) and ``scores_tokens`` (the head needs branches
-that score encoder tokens). ``checkpoint_name`` is the detector attribute it lives under, the name its
-parameters have in checkpoints.
+``zero_content`` (every query's content starts at zero), ``scores_tokens`` (the head needs branches
+that score encoder tokens) and ``gives_extra`` (``forward(..., num_extra=M)`` appends M more queries
+after the Q, for H-DETR's training-only one-to-many branch). ``checkpoint_name`` is the detector
+attribute it lives under, the name its parameters have in checkpoints.
 """
 from typing import NamedTuple
 
@@ -48,7 +49,7 @@ class EmbeddingQueries(nn.Module):
     with zero content; every decoder layer predicts boxes from scratch."""
 
     checkpoint_name = 'query_embedding'
-    gives_reference, zero_content, scores_tokens = False, True, False
+    gives_reference, zero_content, scores_tokens, gives_extra = False, True, False, False
 
     def __init__(self, num_queries: int, embed_dims: int):
         super().__init__()
@@ -67,7 +68,7 @@ class AnchorQueries(nn.Module):
     with zero content; each decoder layer refines them."""
 
     checkpoint_name = 'anchor_embedding'
-    gives_reference, zero_content, scores_tokens = True, True, False
+    gives_reference, zero_content, scores_tokens, gives_extra = True, True, False, False
 
     def __init__(self, num_queries: int, embed_dims: int):
         super().__init__()
@@ -100,7 +101,7 @@ class EncoderQueries(nn.Sequential):
     """
 
     checkpoint_name = 'enc_output'
-    gives_reference, zero_content, scores_tokens = True, False, True
+    gives_reference, zero_content, scores_tokens, gives_extra = True, False, True, True
 
     def __init__(self, num_queries: int, embed_dims: int, proposal_size: float = 0.05):
         super().__init__(nn.Linear(embed_dims, embed_dims), nn.LayerNorm(embed_dims))
@@ -120,38 +121,46 @@ class EncoderQueries(nn.Sequential):
         size = torch.full_like(cx, self.proposal_size)
         return torch.stack((cx, cy, size, size), dim=-1).flatten(1, 2)
 
-    def select(self, scores: torch.Tensor) -> torch.Tensor:
-        """``scores [B, hw]`` -> the indices ``[B, Q]`` of the Q best tokens, in token order. Exact ties at
-        the Q-th score (common at random init) go to the lower token index, as in ONNX's TopK, so an
-        exported model selects the same set; done with comparisons, a cumulative count and a top-k of
-        distinct integer keys (exact in float32 below 2^24 tokens), without float64 (which backends such
-        as MPS lack) or a stable sort (which the ONNX exporter lacks)."""
-        kth = scores.topk(self.num_queries, dim=1).values[:, -1:]                      # [B, 1]
+    def select(self, scores: torch.Tensor, count: int = None) -> torch.Tensor:
+        """``scores [B, hw]`` -> the indices ``[B, count]`` of the ``count`` (default Q) best tokens, in
+        token order. Exact ties at the last selected score (common at random init) go to the lower token
+        index, as in ONNX's TopK, so an exported model selects the same set; done with comparisons, a
+        cumulative count and a top-k of distinct integer keys (exact in float32 below 2^24 tokens), without
+        float64 (which backends such as MPS lack) or a stable sort (which the ONNX exporter lacks)."""
+        count = self.num_queries if count is None else count
+        kth = scores.topk(count, dim=1).values[:, -1:]                                 # [B, 1]
         above, tied = scores > kth, scores == kth
-        room = self.num_queries - above.sum(1, keepdim=True)                          # tied slots left
-        chosen = above | (tied & (tied.cumsum(1) <= room))                             # exactly Q per row
+        room = count - above.sum(1, keepdim=True)                                      # tied slots left
+        chosen = above | (tied & (tied.cumsum(1) <= room))                             # exactly count per row
         first_highest = torch.arange(scores.shape[1], 0, -1, device=scores.device, dtype=torch.float32)
-        return (chosen.float() * first_highest).topk(self.num_queries, dim=1).indices
+        return (chosen.float() * first_highest).topk(count, dim=1).indices
 
     def project(self, memory: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
         """``memory [B, hw, D]`` with padded tokens (``padding [B, hw]`` True) zeroed, through the
         Linear + LayerNorm: the tokens' features ``[B, hw, D]``."""
         return super().forward(memory.masked_fill(padding[..., None], 0.0))
 
-    def forward(self, memory: torch.Tensor, mask: torch.Tensor, head) -> Queries:
+    def forward(self, memory: torch.Tensor, mask: torch.Tensor, head, num_extra: int = 0) -> Queries:
         """``memory [B, hw, D]``, ``mask [B, h, w]`` (True at padding), ``head`` the ``DETRHead`` whose
         ``encoder_forward`` / ``class_scores`` score the tokens. A token's score is its most probable
         object class; padded tokens come last (an image padded to under Q valid tokens gets some of
-        them, whose boxes lie outside it). The check is on shapes only, so the model exports with
-        ``torch.export``."""
+        them, whose boxes lie outside it). ``num_extra`` M > 0 (training only) appends the M next-best
+        tokens after the Q best, which stay the ones selected without them. The check is on shapes
+        only, so the model exports with ``torch.export``."""
         padding = mask.flatten(1)
-        if padding.shape[1] < self.num_queries:
+        if padding.shape[1] < self.num_queries + num_extra:
+            extra = f' + {num_extra} one-to-many' if num_extra else ''
             raise ValueError(f'the encoder map has {padding.shape[1]} tokens, fewer than the '
-                             f'{self.num_queries} queries to select: use a larger input or fewer queries')
+                             f'{self.num_queries}{extra} queries to select: use a larger input or fewer '
+                             'queries')
         tokens = self.project(memory, padding)
         cls_logits, boxes = head.encoder_forward(tokens, self.token_anchors(mask))
         scores = head.class_scores(cls_logits.detach()).amax(-1).masked_fill(padding, -1.0)
-        top = self.select(scores)[..., None]                                          # [B, Q, 1]
+        top = self.select(scores)
+        if num_extra:
+            # Scores are probabilities (padding -1): -2 ranks the Q already taken below every other token.
+            top = torch.cat([top, self.select(scores.scatter(1, top, -2.0), num_extra)], dim=1)
+        top = top[..., None]                                                           # [B, Q + M, 1]
         content = tokens.gather(1, top.expand(-1, -1, tokens.shape[-1])).detach()
         reference = boxes.gather(1, top.expand(-1, -1, 4)).detach()
         return Queries(content, None, reference, Proposals(cls_logits, boxes, ~padding))

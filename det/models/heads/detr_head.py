@@ -5,6 +5,8 @@ every earlier one. Denoising queries (DN-DETR), when the detector adds them, are
 own ground truth without matching. With ``encoder_proposals`` the head also scores every encoder token as
 a proposal (two-stage query selection, Deformable DETR / RT-DETR): its own class and box branches, and
 the same set loss on all tokens, which gives the encoder and backbone a signal of where objects are.
+One-to-many queries (H-DETR's hybrid matching), when the detector appends them, get the same set loss
+against each image's ground truth repeated K times, so each object is matched to up to K of them.
 With a sigmoid class loss (``loss_cls=dict(type='VarifocalLoss')``, RT-DETR's IoU-aware classification)
 the class branches have C outputs scored by the sigmoid, no "no object" class, and each matched query's
 class target is the IoU of its box with its ground truth.
@@ -121,36 +123,43 @@ class DETRHead(BaseModule):
         boxes = delta.sigmoid() if references is None else (inverse_sigmoid(references) + delta).sigmoid()
         return self.cls_branch(hidden), boxes
 
-    def loss(self, hidden, references, data_samples: list, denoising=None, proposals: tuple = None) -> dict:
+    def loss(self, hidden, references, data_samples: list, denoising=None, proposals: tuple = None,
+             one_to_many=None) -> dict:
         """Losses of the batch; ``data_samples[i].gt_instances`` are xyxy input pixels; ``denoising`` is the
         detector's ``DenoisingQueriesOutput`` when its queries sit before the matching ones;
-        ``proposals`` the encoder tokens' ``det.models.detr.Proposals`` in two-stage mode."""
+        ``proposals`` the encoder tokens' ``det.models.detr.Proposals`` in two-stage mode;
+        ``one_to_many`` the detector's ``det.models.detr.OneToMany`` when its queries sit last."""
         cls_logits, boxes = self(hidden, references)
         return self.loss_by_feat(cls_logits, boxes, [s.gt_instances for s in data_samples],
-                                 [s.metainfo for s in data_samples], denoising, proposals)
+                                 [s.metainfo for s in data_samples], denoising, proposals, one_to_many)
 
     def loss_by_feat(self, cls_logits, boxes, batch_gt_instances: list, batch_img_metas: list,
-                     denoising=None, proposals: tuple = None) -> dict:
-        """``cls_logits [L, B, Q', K]``, ``boxes [L, B, Q', 4]`` (Q' = P denoising + Q matching) ->
-        ``loss_cls / loss_bbox / loss_iou`` of the last layer, ``d{l}.loss_*`` of layer l < L - 1,
-        ``loss_dn_*`` / ``d{l}.loss_dn_*`` for the denoising queries and ``enc.loss_*`` for the encoder
-        tokens' ``proposals`` (``det.models.detr.Proposals``, matched one-to-one like the queries; padded
-        tokens are neither matched nor scored)."""
+                     denoising=None, proposals: tuple = None, one_to_many=None) -> dict:
+        """``cls_logits [L, B, Q', K]``, ``boxes [L, B, Q', 4]`` (Q' = P denoising + Q matching + M
+        one-to-many) -> ``loss_cls / loss_bbox / loss_iou`` of the last layer, ``d{l}.loss_*`` of layer
+        l < L - 1, ``loss_dn_*`` / ``d{l}.loss_dn_*`` for the denoising queries, ``o2m.loss_*`` /
+        ``d{l}.o2m.loss_*`` for the M = ``one_to_many.num_queries`` last queries (:meth:`_one_to_many_loss`)
+        and ``enc.loss_*`` for the encoder tokens' ``proposals`` (``det.models.detr.Proposals``, matched
+        one-to-one like the queries; padded tokens are neither matched nor scored)."""
         cls_logits, boxes = cls_logits.float(), boxes.float()
         gt_labels = [gt.labels.to(cls_logits.device) for gt in batch_gt_instances]
         gt_boxes = [normalised_cxcywh(gt.bboxes.to(boxes.device), meta['img_shape'])
                     for gt, meta in zip(batch_gt_instances, batch_img_metas)]
         num_boxes = self._num_boxes(sum(len(labels) for labels in gt_labels), cls_logits.device)
         num_dn = 0 if denoising is None else denoising.labels.shape[1]
+        end = cls_logits.shape[2] - (0 if one_to_many is None else one_to_many.num_queries)
         losses = {}
         num_layers = cls_logits.shape[0]
         for layer in range(num_layers):
             prefix = '' if layer == num_layers - 1 else f'd{layer}.'
-            terms = self._matching_loss(cls_logits[layer, :, num_dn:], boxes[layer, :, num_dn:], gt_labels,
-                                        gt_boxes, num_boxes)
+            terms = self._matching_loss(cls_logits[layer, :, num_dn:end], boxes[layer, :, num_dn:end],
+                                        gt_labels, gt_boxes, num_boxes)
             if denoising is not None:
                 terms.update(self._denoising_loss(cls_logits[layer, :, :num_dn], boxes[layer, :, :num_dn],
                                                   denoising, num_boxes))
+            if one_to_many is not None:
+                terms.update(self._one_to_many_loss(cls_logits[layer, :, end:], boxes[layer, :, end:],
+                                                    gt_labels, gt_boxes, num_boxes, one_to_many))
             losses.update({prefix + name: value for name, value in terms.items()})
         if proposals is not None:
             terms = self._matching_loss(proposals.cls_logits.float(), proposals.boxes.float(), gt_labels,
@@ -212,6 +221,19 @@ class DETRHead(BaseModule):
             inter = (torch.min(a[:, 2:], b[:, 2:]) - torch.max(a[:, :2], b[:, :2])).clamp(min=0).prod(-1)
             union = (a[:, 2:] - a[:, :2]).prod(-1) + (b[:, 2:] - b[:, :2]).prod(-1) - inter
             return inter / union.clamp(min=1e-12)
+
+    def _one_to_many_loss(self, cls_logits, boxes, gt_labels, gt_boxes, num_boxes, one_to_many) -> dict:
+        """One layer's M one-to-many queries (``cls_logits [B, M, K]``, ``boxes [B, M, 4]``): the matching
+        loss against every image's ground truth repeated K = ``one_to_many.repeats`` times (each object
+        matched to K queries), normalised by K x the box count, times ``one_to_many.loss_weight``; keys
+        ``o2m.loss_*``. An image with more than M / K objects keeps the first M of its K copies (whole
+        copies first), so its objects get M // G or one more match each and the matcher sees no more
+        targets than queries."""
+        repeats, count = one_to_many.repeats, cls_logits.shape[1]
+        labels = [labels.repeat(repeats)[:count] for labels in gt_labels]
+        targets = [box.repeat(repeats, 1)[:count] for box in gt_boxes]
+        terms = self._matching_loss(cls_logits, boxes, labels, targets, num_boxes * repeats)
+        return {'o2m.' + name: value * one_to_many.loss_weight for name, value in terms.items()}
 
     def _denoising_loss(self, cls_logits, boxes, denoising, num_boxes) -> dict:
         """Denoising queries reconstruct their own ground truth (no matching); normalised per group."""
