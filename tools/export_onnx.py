@@ -186,7 +186,7 @@ def check_onnx(model, out: str, images: list, shape: tuple, with_postprocess: bo
 
     Returns ``{output: (largest difference, image)}``; raises ValueError naming the worst image and output
     when a difference exceeds ``atol``."""
-    import onnxruntime as ort
+    import onnxruntime as ort  # needed by --check only, not by the export
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1   # deterministic and fair to a busy machine; speed is not measured
     session = ort.InferenceSession(out, options, providers=['CPUExecutionProvider'])
@@ -260,7 +260,7 @@ def main(argv=None):
         print(f'{args.out}: inputs [1, 3, {shape[0]}, {shape[1]}] -> {", ".join(names)} (opset {OPSET})')
         if images:
             check_onnx(model, args.out, images, shape, args.with_postprocess, args.atol)
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, OSError) as error:     # OSError: a --check image that cannot be read
         sys.exit(f'error: {error}')
 
 
