@@ -1,6 +1,7 @@
 """Export a detector to ONNX (opset 18, torch's dynamo exporter; needs ``onnx`` and ``onnxscript``).
 
     python tools/export_onnx.py CONFIG CKPT [--out model.onnx] [--shape H W] [--with-postprocess]
+        [--check IMG [IMG ...] [--check-limit N] [--atol 1e-4]]
 
 The graph's input ``inputs`` is what the data preprocessor gives the model: float32 ``[1, 3, H, W]``,
 channels converted BGR->RGB when ``bgr_to_rgb``, normalised by ``mean`` / ``std``, the image at the
@@ -12,19 +13,34 @@ selection; ``test_cfg`` (top-k, score threshold, class-wise NMS, max detections)
 Preprocessing, class names and ``test_cfg`` are stored as json in the model's ``metadata_props``.
 Single-stage detectors and DETR export (DETR without ``--with-postprocess``); two-stage detectors do
 not: their per-image proposal counts are data-dependent.
+
+``--check IMG [IMG ...]`` (image files or folders, searched recursively; the first ``--check-limit N``
+images) then checks the written graph on real images: each goes through the config's test pipeline
+(without annotation loading) and the data preprocessor, is zero-padded at the bottom-right to the export
+shape (an image larger than it is an error), and runs through PyTorch (``model(inputs, mode='tensor')``,
+plus the decoded candidates with ``--with-postprocess``) and onnxruntime (CPU provider, one thread). One
+line per output gives the largest absolute difference over the images and the image where it occurs;
+the tool exits non-zero, naming the worst image and output, when a difference exceeds ``--atol``
+(default 1e-4). For two-stage DETR query selection it also prints the smallest gap between the Q-th and
+(Q+1)-th best token scores: a gap near float rounding lets the runtimes select different tokens.
 """
 import argparse
 import json
 import math
 import sys
 import warnings
+from pathlib import Path
 
+import numpy as np
 import onnx
 import torch
 from mmengine.config import DictAction
 from torch import nn
+from torch.nn import functional as F
 
-from det.apis import init_detector
+from det.apis import init_detector, load_image
+from det.datasets.transforms import build_pipeline
+from det.datasets.yolo import list_images
 from det.inference import split_test_pipeline
 from det.models.heads import BaseDenseHead
 
@@ -115,6 +131,106 @@ def export(model, out: str, shape: tuple, with_postprocess: bool = False) -> lis
     return names
 
 
+def network_inputs(model, image: str, shape: tuple) -> torch.Tensor:
+    """The export graph's input ``[1, 3, H, W]`` for ``image`` (a path): the config's test pipeline after
+    loading, the data preprocessor, then zeros at the bottom / right up to ``shape`` (H, W)."""
+    results = load_image(image, image)
+    for transform in build_pipeline(split_test_pipeline(model.cfg)[1]):
+        results = transform(results)
+    data = model.data_preprocessor(dict(inputs=[results['inputs']], data_samples=[results['data_samples']]))
+    inputs = data['inputs']
+    height, width = inputs.shape[-2:]
+    if height > shape[0] or width > shape[1]:
+        raise ValueError(f'{image}: the test pipeline gives a {height}x{width} input, larger than the '
+                         f'export shape {shape[0]}x{shape[1]}')
+    return F.pad(inputs, (0, shape[1] - width, 0, shape[0] - height)).contiguous()
+
+
+def abs_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``|a - b|`` elementwise, equal infinities 0 and a NaN on either side infinite (never a match)."""
+    with np.errstate(invalid='ignore', over='ignore'):
+        diff = np.abs(a.astype(np.float64) - b.astype(np.float64))
+    return np.where(np.isnan(diff), np.where(a == b, 0.0, np.inf), diff)
+
+
+class SelectionGap:
+    """Records, while registered on a two-stage query source (``EncoderQueries``), the gap between the
+    Q-th and (Q+1)-th best token scores of each forward pass: the margin by which the selected set of
+    tokens is decided (the selection itself breaks exact ties by token index)."""
+
+    def __init__(self, model):
+        queries = getattr(model, 'queries', None)          # DETR's query source; dense models have none
+        self.queries = queries if getattr(queries, 'scores_tokens', False) else None
+        self.gaps, self.handle = [], None
+
+    def __enter__(self):
+        if self.queries is not None:
+            self.handle = self.queries.register_forward_hook(self.record)
+        return self
+
+    def __exit__(self, *exc):
+        if self.handle is not None:
+            self.handle.remove()
+
+    def record(self, module, args, output):
+        """Forward hook; ``args`` are (memory, mask, head), as ``DETR.pre_decoder`` calls the source."""
+        proposals = output.proposals
+        scores = args[2].class_scores(proposals.cls_logits).amax(-1).masked_fill(~proposals.valid, -1.0)
+        top = scores.topk(module.num_queries + 1, dim=1).values                    # [B, Q + 1]
+        self.gaps.extend((top[:, -2] - top[:, -1]).tolist())
+
+
+def check_onnx(model, out: str, images: list, shape: tuple, with_postprocess: bool, atol: float) -> dict:
+    """Run ``images`` (paths) through ``model`` (as exported by :func:`export`) and the graph ``out`` on
+    onnxruntime's CPU provider; print each output's largest absolute difference over the images.
+
+    Returns ``{output: (largest difference, image)}``; raises ValueError naming the worst image and output
+    when a difference exceeds ``atol``."""
+    import onnxruntime as ort  # needed by --check only, not by the export
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1   # deterministic and fair to a busy machine; speed is not measured
+    session = ort.InferenceSession(out, options, providers=['CPUExecutionProvider'])
+    names = [o.name for o in session.get_outputs()]
+    reference = ExportModel(model, with_postprocess).eval()
+    worst = {name: (0.0, None) for name in names}
+    with SelectionGap(model) as gaps, torch.no_grad():
+        for image in images:
+            inputs = network_inputs(model, image, shape)
+            expected = reference(inputs)
+            results = session.run(None, {'inputs': inputs.numpy()})
+            for name, result, tensor in zip(names, results, expected):
+                if result.shape != tuple(tensor.shape):
+                    raise ValueError(f'{image}: output {name} has shape {list(result.shape)} in onnxruntime, '
+                                     f'{list(tensor.shape)} in PyTorch')
+                diff = float(abs_difference(result, tensor.numpy()).max(initial=0.0))
+                if diff > worst[name][0] or worst[name][1] is None:
+                    worst[name] = (diff, image)
+    for name, (diff, image) in worst.items():
+        print(f'{name}: max |onnxruntime - pytorch| = {diff:.3g} over {len(images)} images (worst {image})')
+    if gaps.gaps:
+        smallest = int(np.argmin(gaps.gaps))
+        print(f'two-stage selection: smallest gap between the {gaps.queries.num_queries}th and next token '
+              f'score = {gaps.gaps[smallest]:.3g} ({images[smallest]})')
+    name, (diff, image) = max(worst.items(), key=lambda item: item[1][0])
+    if not diff <= atol:
+        raise ValueError(f'onnxruntime differs from PyTorch by {diff:.3g} > atol {atol:g} on output {name} '
+                         f'of image {image}')
+    return worst
+
+
+def check_images(sources: list, limit: int = None) -> list:
+    """Image paths of ``sources`` (files or folders, searched recursively), the first ``limit`` of them."""
+    if limit is not None and limit < 1:
+        raise ValueError(f'--check-limit {limit}: give a positive number of images')
+    images = list_images([str(s) for s in sources])[0][:limit]
+    if not images:
+        raise ValueError(f'--check {" ".join(map(str, sources))}: no image files found')
+    missing = [i for i in images if not Path(i).is_file()]
+    if missing:
+        raise ValueError(f'--check: image not found: {missing[0]}')
+    return images
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -125,6 +241,11 @@ def parse_args(argv=None):
                         help="network input size (default: the test pipeline's Pad size)")
     parser.add_argument('--with-postprocess', action='store_true',
                         help="also output the head's decoded boxes and per-class scores")
+    parser.add_argument('--check', nargs='+', metavar='IMG',
+                        help='after exporting, compare onnxruntime with PyTorch on these images or folders')
+    parser.add_argument('--check-limit', type=int, metavar='N', help='check the first N images only')
+    parser.add_argument('--atol', type=float, default=1e-4,
+                        help='largest absolute difference --check accepts (default 1e-4)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, default={})
     return parser.parse_args(argv)
 
@@ -133,11 +254,14 @@ def main(argv=None):
     args = parse_args(argv)
     model = init_detector(args.config, args.checkpoint, 'cpu', args.cfg_options)
     try:
+        images = check_images(args.check, args.check_limit) if args.check else []
         shape = tuple(args.shape) if args.shape else default_shape(model.cfg)
         names = export(model, args.out, shape, args.with_postprocess)
-    except (TypeError, ValueError) as error:
+        print(f'{args.out}: inputs [1, 3, {shape[0]}, {shape[1]}] -> {", ".join(names)} (opset {OPSET})')
+        if images:
+            check_onnx(model, args.out, images, shape, args.with_postprocess, args.atol)
+    except (TypeError, ValueError, OSError) as error:     # OSError: a --check image that cannot be read
         sys.exit(f'error: {error}')
-    print(f'{args.out}: inputs [1, 3, {shape[0]}, {shape[1]}] -> {", ".join(names)} (opset {OPSET})')
 
 
 if __name__ == '__main__':
