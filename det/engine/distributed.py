@@ -61,11 +61,23 @@ def setup_distributed(cfg: Config) -> None:
 def close_distributed() -> None:
     """After a run that ended normally: wait for every process, then close the process group.
 
-    Left to interpreter teardown, gloo aborts a process now and then (``terminate called without an active
-    exception``) when it exits while another still works, and torchrun then reports the whole run as
-    failed. Only for the normal end: after an error the process should exit at once, so that torchrun
-    stops the others instead of this one waiting for them in a barrier.
+    Only for the normal end: after an error the process should exit at once, so that torchrun stops the
+    others instead of this one waiting for them in a barrier.
+
+    With gloo the wait is ``monitored_barrier`` (a send/recv with rank 0, completed in this thread), not
+    ``barrier``. ``dist.barrier()`` runs on one of gloo's worker threads, which drops its reference to
+    the finished work (and the work's tensors, which hold Python objects) only after waking this thread.
+    When that thread is descheduled for a moment, this process can reach interpreter finalisation first;
+    the worker then blocks on the GIL, Python ends it with ``pthread_exit`` inside the work's ``noexcept``
+    destructor, and the process aborts with ``terminate called without an active exception`` (rank 1 of
+    about one two-process CPU run in ten, after the run finished; torchrun then reports it as failed). The
+    worker threads do not stop at ``destroy_process_group`` (the model's DDP wrapper still holds the
+    group), so the last work they run must not be one that ends the process.
     """
-    if dist.is_initialized():
+    if not dist.is_initialized():
+        return
+    if dist.get_backend() == 'gloo':
+        dist.monitored_barrier()
+    else:
         dist.barrier()
-        dist.destroy_process_group()
+    dist.destroy_process_group()

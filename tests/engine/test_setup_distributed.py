@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.distributed as dist
 from mmengine.config import Config
+from torch.profiler import ProfilerActivity, profile
 
 from det.engine import close_distributed, setup_distributed
 
@@ -39,6 +40,19 @@ def test_without_cuda_the_gloo_group_is_ready_before_the_runner(torchrun_env):
                                          broadcast_buffers=False, find_unused_parameters=True)
     close_distributed()
     assert not dist.is_initialized()
+
+
+def test_closing_a_gloo_group_runs_nothing_on_its_worker_threads(torchrun_env):
+    """The closing wait completes in the calling thread. ``dist.barrier()`` would run on a gloo worker
+    thread, which releases the finished work (tensors with Python objects) after waking the caller, and
+    at times only once the interpreter is finalising: ``terminate called without an active exception``
+    at exit of an otherwise finished run (det/engine/distributed.py)."""
+    setup_distributed(config(launcher='pytorch'))
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        close_distributed()
+    assert not dist.is_initialized()
+    [caller] = {event.thread for event in prof.events() if event.name.startswith('c10d::')}
+    assert {event.name for event in prof.events() if event.thread != caller} == set()
 
 
 def test_a_wrapper_config_keeps_its_own_settings(torchrun_env):
