@@ -22,4 +22,4 @@ model = dict(
 optim_wrapper = dict(type='AutocastOptimWrapper', optimizer=dict(lr=5e-4, weight_decay=1e-4),
                      clip_grad=dict(max_norm=0.1),
                      paramwise_cfg=dict(custom_keys={'backbone': dict(lr_mult=0.1)}))
-train_cfg = dict(max_epochs=12, val_interval=12)
+train_cfg = dict(max_epochs=10, val_interval=10)
