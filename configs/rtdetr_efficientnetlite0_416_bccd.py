@@ -2,7 +2,8 @@
 # 416x416: the ImageNet-pretrained EfficientNet-Lite0 read at strides 8 and 16 (0.1x the learning rate),
 # the HybridEncoder neck (attention on the 26x26 stride-16 map only), two-stage selection of 100 queries
 # (BCCD images hold up to about 40 cells), a 3-layer deformable decoder, denoising, the varifocal loss
-# and the auxiliary YOLO v1 head. Trained as the shapes DETR (AdamW 5e-4, clipping 0.1, bf16).
+# and the auxiliary YOLO v1 head. Trained as the shapes DETR (AdamW 5e-4, clipping 0.1, bf16), 10 epochs:
+# 6 min 15 s for AP 0.476 / AP50 0.746, below the pretrained CenterNet's 0.548 in 5 min 50 s (README).
 _base_ = ['_base_/default_runtime.py', '_base_/models/detr.py', '_base_/models/pretrained_backbones.py',
           '_base_/datasets/bccd_416.py', '_base_/schedules/adamw_cosine_6e.py']
 model = dict(
