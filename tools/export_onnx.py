@@ -175,7 +175,7 @@ class SelectionGap:
     def record(self, module, args, output):
         """Forward hook; ``args`` are (memory, mask, head), as ``DETR.pre_decoder`` calls the source."""
         proposals = output.proposals
-        scores = args[2].class_scores(proposals.cls_logits).amax(-1).masked_fill(~proposals.valid, -1.0)
+        scores = module.token_scores(args[2], proposals.cls_logits, ~proposals.valid)
         top = scores.topk(module.num_queries + 1, dim=1).values                    # [B, Q + 1]
         self.gaps.extend((top[:, -2] - top[:, -1]).tolist())
 

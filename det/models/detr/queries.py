@@ -135,6 +135,12 @@ class EncoderQueries(nn.Sequential):
         first_highest = torch.arange(scores.shape[1], 0, -1, device=scores.device, dtype=torch.float32)
         return (chosen.float() * first_highest).topk(count, dim=1).indices
 
+    @staticmethod
+    def token_scores(head, cls_logits: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
+        """The score that ranks the tokens, ``[B, hw]``: each token's most probable object class under
+        ``head.class_scores`` (no gradient), -1 at padded tokens (``padding [B, hw]`` True)."""
+        return head.class_scores(cls_logits.detach()).amax(-1).masked_fill(padding, -1.0)
+
     def project(self, memory: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
         """``memory [B, hw, D]`` with padded tokens (``padding [B, hw]`` True) zeroed, through the
         Linear + LayerNorm: the tokens' features ``[B, hw, D]``."""
@@ -155,7 +161,7 @@ class EncoderQueries(nn.Sequential):
                              'queries')
         tokens = self.project(memory, padding)
         cls_logits, boxes = head.encoder_forward(tokens, self.token_anchors(mask))
-        scores = head.class_scores(cls_logits.detach()).amax(-1).masked_fill(padding, -1.0)
+        scores = self.token_scores(head, cls_logits, padding)
         top = self.select(scores)
         if num_extra:
             # Scores are probabilities (padding -1): -2 ranks the Q already taken below every other token.
