@@ -4,7 +4,9 @@
 
 ``--data-root DIR`` trains on a COCO or VOC folder that no config names (docs/own_data.md): datasets of
 another format are replaced by the folder's, and the classes and the heads' ``num_classes`` come from
-its annotations. A head that leaves ``num_classes`` out gets the train dataset's class count.
+its annotations. A head that leaves ``num_classes`` out gets the train dataset's class count. A config
+that sets ``min_train_iters`` (the fine-tuning configs for one's own data) trains more epochs than its
+``train_cfg`` says on a train split too small to give it that many steps (``--epochs N`` chooses).
 
 Before the first step the datasets and the config are checked against each other
 (``det.engine.preflight.check_before_run``): a table of data problems is logged, and a head's
@@ -20,6 +22,7 @@ i.e. ``torchrun --nproc_per_node N tools/train.py CONFIG --launcher pytorch [arg
 """
 import argparse
 import logging
+import os
 import sys
 
 import torch
@@ -38,7 +41,13 @@ from det.engine import (
     use_safe_checkpoints,
 )
 from det.engine.checkpoints import load_checkpoint_safely
-from det.engine.config import add_data_root_options, load_config, set_max_epochs, use_data_options
+from det.engine.config import (
+    add_data_root_options,
+    fit_epochs_to_min_iters,
+    load_config,
+    set_max_epochs,
+    use_data_options,
+)
 from det.engine.preflight import DataCheckError, check_before_run
 from det.models.utils import describe_trainable
 
@@ -50,7 +59,8 @@ def parse_args(argv=None):
     add_data_root_options(parser)
     parser.add_argument('--epochs', type=int, metavar='N',
                         help="train N epochs; the config's epoch-based schedule (cosine end, T_max) is "
-                             'stretched or shrunk to end at epoch N')
+                             'stretched or shrunk to end at epoch N (default: the config\'s epochs, or '
+                             'more on a small train split when the config sets min_train_iters)')
     parser.add_argument('--skip-data-check', action='store_true',
                         help='do not read every image before training (the config checks still run)')
     parser.add_argument('--all-files', action='store_true',
@@ -84,6 +94,10 @@ def main(argv=None):
         except ValueError as error:
             sys.exit(f'error: --epochs: {error}')
         print_log('--epochs: ' + ', '.join(changes), logger='current')
+    else:  # a fine-tuning config's min_train_iters: more epochs on a small train split
+        world_size = int(os.environ.get('WORLD_SIZE', 1)) if args.launcher != 'none' else 1
+        for line in fit_epochs_to_min_iters(cfg, world_size):
+            print_log(line, logger='current')
     if args.strict_data:
         cfg.strict_data = True
     cfg.launcher = args.launcher

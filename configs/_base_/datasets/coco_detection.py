@@ -5,10 +5,10 @@
 # are found by `tools/train.py CONFIG --data-root DIR` (docs/own_data.md).
 _base_ = ['detection.py']
 data_root = 'data/coco'
-train_dataloader = dict(num_workers=0, dataset=dict(type='CocoDataset', data_root=data_root,
+train_dataloader = dict(dataset=dict(type='CocoDataset', data_root=data_root,
                                                     ann_file='annotations/train.json',
                                                     data_prefix=dict(img='train/')))
-val_dataloader = dict(num_workers=0, dataset=dict(type='CocoDataset', data_root=data_root,
+val_dataloader = dict(dataset=dict(type='CocoDataset', data_root=data_root,
                                                   ann_file='annotations/val.json',
                                                   data_prefix=dict(img='val/')))
 test_dataloader = val_dataloader
