@@ -1,4 +1,5 @@
-"""Draw a detector's boxes on images and videos: ``python tools/demo.py CONFIG CKPT INPUT... [options]``.
+"""Draw a detector's boxes on images and videos: ``python tools/demo.py CONFIG CKPT INPUT... [options]``
+(CKPT: a .pth file, or a work dir for its best checkpoint, else its latest).
 
 INPUT: image files, folders (their images and videos, not recursive), globs such as ``'photos/*.jpg'``
 (quoted, or the shell expands them) and video files (.mp4, .avi, .mov, .mkv, ... read with OpenCV).
@@ -28,6 +29,7 @@ from mmengine.config import DictAction
 from mmengine.utils import ProgressBar
 
 from det.apis import init_detector, load_image
+from det.engine import checkpoint_to_test
 from det.inference import METHODS, multi_view_predict, sliced_predict, split_test_pipeline
 from det.visualization import DISPLAY_SIZE, draw_detections
 
@@ -40,7 +42,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('config')
-    parser.add_argument('checkpoint')
+    parser.add_argument('checkpoint', help='a .pth file, or a work dir: its best checkpoint, else its latest')
     parser.add_argument('inputs', nargs='+', metavar='INPUT',
                         help='image or video files, folders of them, or globs')
     parser.add_argument('--out-dir', default='demo_out', help='where pictures, videos and predictions go')
@@ -191,7 +193,11 @@ def main(argv=None):
         sys.exit(f'error: {error}')
     if not paths:
         sys.exit(f'error: no images or videos found in {args.inputs}')
-    model = init_detector(args.config, args.checkpoint, args.device, args.cfg_options)
+    try:
+        checkpoint = checkpoint_to_test(args.checkpoint)
+    except FileNotFoundError as error:
+        sys.exit(f'error: {error}')
+    model = init_detector(args.config, checkpoint, args.device, args.cfg_options)
     classes = model.dataset_meta.get('classes', ())
     predict = Predictor(model, args)
     predictions = Predictions(classes)

@@ -1,4 +1,4 @@
-"""Evaluate a trained detector: ``python tools/test.py CONFIG CKPT [--data-root DIR [--val-ann F]
+"""Evaluate a trained detector: ``python tools/test.py CONFIG CKPT|WORK_DIR [--data-root DIR [--val-ann F]
 [--classes NAME ...]] [--out dets.json] [--show-dir DIR] [--no-fuse] [--strict-data]``.
 
 ``--data-root`` works as in tools/train.py (the folder's val split is tested). Progress is logged about
@@ -28,8 +28,9 @@ from mmengine.hooks import LoggerHook
 from mmengine.runner import Runner
 
 import det.engine  # noqa: F401  (registers det's hooks and the atomic checkpoint backend)
-from det.engine import apply_machine_defaults, check_checkpoint_matches, close_distributed, setup_distributed
+from det.engine import check_checkpoint_matches, checkpoint_to_test, close_distributed, setup_distributed
 from det.engine.config import add_data_root_options, load_config, metric_cfgs, use_data_options
+from det.engine.machine import apply_machine_defaults
 from det.engine.preflight import DataCheckError, check_before_run
 from det.inference import parse_tta_options, tta_config
 
@@ -37,7 +38,7 @@ from det.inference import parse_tta_options, tta_config
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Test a detector.')
     parser.add_argument('config')
-    parser.add_argument('checkpoint')
+    parser.add_argument('checkpoint', help='a .pth file, or a work dir: its best checkpoint, else its latest')
     parser.add_argument('--out', help='write the detections as a COCO-format result json here')
     parser.add_argument('--show-dir', help='save ground truth beside predictions for every image here')
     parser.add_argument('--tta', nargs='+', metavar='KEY=VALUE',
@@ -81,10 +82,10 @@ def log_progress(runner, times: int = 10) -> None:
 def main(argv=None):
     args = parse_args(argv)
     # A mistyped checkpoint path stops the tool now, not after the model and datasets are built.
-    if not osp.exists(args.checkpoint):
-        sys.exit(f'error: checkpoint not found: {args.checkpoint}')
-    if not osp.isfile(args.checkpoint):
-        sys.exit(f'error: checkpoint {args.checkpoint} is not a file')
+    try:
+        args.checkpoint = checkpoint_to_test(args.checkpoint)
+    except FileNotFoundError as error:
+        sys.exit(f'error: {error}')
     cfg = load_config(args.config, args.cfg_options, args.work_dir)
     try:
         use_data_options(cfg, args, split='test')

@@ -6,7 +6,9 @@
 another format are replaced by the folder's, and the classes and the heads' ``num_classes`` come from
 its annotations. A head that leaves ``num_classes`` out gets the train dataset's class count. A config
 that sets ``min_train_iters`` (the fine-tuning configs for one's own data) trains more epochs than its
-``train_cfg`` says on a train split too small to give it that many steps (``--epochs N`` chooses).
+``train_cfg`` says on a train split too small to give it that many steps (``--epochs N`` chooses). At
+the end the log gives the commands that test and draw the result (the work dir stands for its best
+checkpoint).
 
 Before the first step the datasets and the config are checked against each other
 (``det.engine.preflight.check_before_run``): a table of data problems is logged, and a head's
@@ -23,10 +25,12 @@ i.e. ``torchrun --nproc_per_node N tools/train.py CONFIG --launcher pytorch [arg
 import argparse
 import logging
 import os
+import os.path as osp
 import sys
 
 import torch
 from mmengine.config import DictAction
+from mmengine.dist import is_main_process
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
@@ -133,7 +137,18 @@ def main(argv=None):
     model = runner.model.module if is_model_wrapper(runner.model) else runner.model
     print_log(describe_trainable(model.train()), logger='current')
     runner.train()
+    if is_main_process():
+        print_log(next_steps(runner), logger='current')
     close_distributed()
+
+
+def next_steps(runner) -> str:
+    """The commands that test and draw what this run trained, by its work dir (``checkpoint_to_test``
+    picks the best checkpoint there) and the config as it ran (the data's classes in it)."""
+    config = osp.join(runner.work_dir, osp.basename(runner.cfg.filename or f'{runner.timestamp}.py'))
+    return (f'trained; checkpoints in {runner.work_dir}. Next:\n'
+            f'  python tools/test.py {config} {runner.work_dir}\n'
+            f'  python tools/demo.py {config} {runner.work_dir} photo.jpg my_photos/ --out-dir demo_out')
 
 
 if __name__ == '__main__':

@@ -4,7 +4,12 @@ testing, an allocator setting that keeps freed memory for the next step, the loa
 settings a machine gets by default, and multi-process runs on machines with or without CUDA."""
 from .atomic_backend import AtomicLocalBackend, write_atomic
 from .autocast_optim_wrapper import AutocastOptimWrapper
-from .checkpoints import check_checkpoint_matches, find_resume_checkpoint, use_safe_checkpoints
+from .checkpoints import (
+                          check_checkpoint_matches,
+                          checkpoint_to_test,
+                          find_resume_checkpoint,
+                          use_safe_checkpoints,
+)
 from .distributed import close_distributed, setup_distributed
 from .finite_loss_hook import FiniteLossHook
 from .fuse_conv_bn_hook import FuseConvBNHook
@@ -16,5 +21,5 @@ from .weights_only_checkpoint_hook import WeightsOnlyCheckpointHook
 
 __all__ = ['AtomicLocalBackend', 'AutocastOptimWrapper', 'FiniteLossHook', 'FuseConvBNHook', 'NoMixHook',
            'ShowPredictionsHook', 'WeightsOnlyCheckpointHook', 'apply_machine_defaults',
-           'check_checkpoint_matches', 'close_distributed', 'find_resume_checkpoint', 'keep_freed_memory',
-           'setup_distributed', 'use_safe_checkpoints', 'write_atomic']
+           'check_checkpoint_matches', 'checkpoint_to_test', 'close_distributed', 'find_resume_checkpoint',
+           'keep_freed_memory', 'setup_distributed', 'use_safe_checkpoints', 'write_atomic']

@@ -1,5 +1,5 @@
-"""Finding the checkpoint to resume from after a crash or a kill, reading checkpoints safely, and the
-checkpoint policy every training run applies (:func:`use_safe_checkpoints`)."""
+"""Finding the checkpoint to resume from after a crash or a kill (or to test, given a work dir), reading
+checkpoints safely, and the checkpoint policy every training run applies (:func:`use_safe_checkpoints`)."""
 import os
 import pickle
 import re
@@ -36,6 +36,27 @@ def find_resume_checkpoint(work_dir: str):
             else:
                 found.append((iteration, os.path.getmtime(path), path))
     return max(found)[2] if found else None
+
+
+def checkpoint_to_test(path: str) -> str:
+    """``path`` itself when it is a file; for a work dir, its best checkpoint (``best_*.pth``, the one the
+    ``save_best`` metric kept; the newest if several) or else its latest ``epoch_N`` / ``iter_N``.
+
+    So a run whose epoch count the data chose (``min_train_iters``) is tested or drawn by its work dir.
+    Raises FileNotFoundError naming the path when there is nothing to load.
+    """
+    if os.path.isfile(path):
+        return path
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f'checkpoint not found: {path}')
+    best = [os.path.join(path, name) for name in os.listdir(path)
+            if name.startswith('best_') and name.endswith('.pth')]
+    found = max(best, key=os.path.getmtime) if best else find_resume_checkpoint(path)
+    if found is None:
+        raise FileNotFoundError(f'{path} is a folder with no checkpoint in it (best_*.pth, epoch_N.pth, '
+                                'iter_N.pth)')
+    print_log(f'checkpoint: {found}', logger='current')
+    return found
 
 
 def _recorded_iteration(path: str):

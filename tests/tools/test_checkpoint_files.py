@@ -4,7 +4,7 @@ import os
 import pytest
 import torch
 
-from det.engine import find_resume_checkpoint, write_atomic
+from det.engine import checkpoint_to_test, find_resume_checkpoint, write_atomic
 
 
 def test_write_atomic_keeps_old_file_when_interrupted(tmp_path, monkeypatch):
@@ -54,3 +54,16 @@ def test_a_checkpoint_without_recorded_iteration_is_named_and_left_out(tmp_path)
         assert find_resume_checkpoint(str(tmp_path)) == str(tmp_path / 'epoch_1.pth')
     assert sorted(str(w.message).split()[1] for w in caught) == [
         str(tmp_path / 'epoch_9.pth'), str(tmp_path / 'iter_90.pth')]
+
+
+def test_checkpoint_to_test_takes_a_file_or_a_work_dirs_best_else_latest(tmp_path):
+    with pytest.raises(FileNotFoundError, match='no checkpoint'):
+        checkpoint_to_test(str(tmp_path))
+    with pytest.raises(FileNotFoundError, match='not found'):
+        checkpoint_to_test(str(tmp_path / 'missing.pth'))
+    _save(tmp_path / 'epoch_1.pth', 1, 10)
+    _save(tmp_path / 'epoch_2.pth', 2, 20)
+    assert checkpoint_to_test(str(tmp_path)) == str(tmp_path / 'epoch_2.pth')
+    _save(tmp_path / 'best_coco_AP50_epoch_1.pth', 1, 10)
+    assert checkpoint_to_test(str(tmp_path)) == str(tmp_path / 'best_coco_AP50_epoch_1.pth')
+    assert checkpoint_to_test(str(tmp_path / 'epoch_2.pth')) == str(tmp_path / 'epoch_2.pth')

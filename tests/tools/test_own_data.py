@@ -2,6 +2,7 @@
 no config names. Fast tests check the config rewriting (det.engine.config.set_data_root, fill_num_classes);
 the slow ones train configs/yolo_v1.py for two iterations and test the checkpoint."""
 import json
+import os
 import re
 import shutil
 
@@ -199,16 +200,20 @@ def test_own_data_config_trains_at_least_min_train_iters_on_a_small_folder(coco_
 
 
 def _train_and_test(config, root, tmp_path):
-    """tools/train.py for two iterations of batch 2, then tools/test.py on its checkpoint; the test
-    tool's metric log."""
+    """tools/train.py for one epoch of batch 2, then tools/test.py as the training log's last lines say:
+    the config as it ran, the work dir for its best checkpoint; the test tool's metric log."""
     work_dir = tmp_path / 'work'
-    run_tool('train', config, '--data-root', root, '--work-dir', work_dir, '--epochs', '1', '--cfg-options',
-             'train_dataloader.batch_size=2', 'val_dataloader.batch_size=2',
-             'optim_wrapper.type=OptimWrapper')
+    proc = run_tool('train', config, '--data-root', root, '--work-dir', work_dir, '--epochs', '1',
+                    '--cfg-options', 'train_dataloader.batch_size=2', 'val_dataloader.batch_size=2',
+                    'optim_wrapper.type=OptimWrapper')
+    ran = work_dir / os.path.basename(config)
+    assert f'python tools/test.py {ran} {work_dir}' in proc.stdout + proc.stderr
     checkpoint = torch.load(work_dir / 'epoch_1.pth', weights_only=True)
     assert checkpoint['meta']['dataset_meta']['classes'] is not None
-    proc = run_tool('test', config, work_dir / 'epoch_1.pth', '--data-root', root, '--work-dir', work_dir)
-    return checkpoint, proc.stdout + proc.stderr
+    proc = run_tool('test', ran, work_dir, '--work-dir', work_dir)
+    log = proc.stdout + proc.stderr
+    assert re.search(rf'checkpoint: {re.escape(str(work_dir))}/(best_coco_AP50_)?epoch_1\.pth', log)
+    return checkpoint, log
 
 
 @pytest.mark.slow
