@@ -28,9 +28,13 @@ class View(NamedTuple):
 
 def split_test_pipeline(cfg) -> tuple:
     """The config's test pipeline (``test_dataloader.dataset.pipeline``) as (loading transforms,
-    view transforms): the first are ``LoadImageFromFile`` / ``LoadAnnotations``, the second the rest."""
+    view transforms): the first are ``LoadImageFromFile`` / ``LoadAnnotations``, the second the rest.
+    The loading reads images at their full size (no ``decode_size``): views crop and rescale the
+    original image and map their boxes back to its pixels."""
     pipeline = [dict(t) for t in cfg.test_dataloader.dataset.pipeline]
     loading = [t for t in pipeline if t['type'] in LOADING]
+    for t in loading:
+        t.pop('decode_size', None)
     return loading, [t for t in pipeline if t['type'] not in LOADING]
 
 

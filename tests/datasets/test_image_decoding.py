@@ -137,8 +137,8 @@ def test_each_kind_decodes_as_imread_does_and_its_header_gives_the_same_size(tmp
     write(path)
     reference = cv2.imread(str(path))
     assert reference is not None
-    decoded = read_file(str(path))
-    assert decoded.reason == '' and not decoded.truncated
+    decoded, full = read_file(str(path))
+    assert decoded.reason == '' and not decoded.truncated and full == reference.shape[:2]
     np.testing.assert_array_equal(decoded.img, reference)
     np.testing.assert_array_equal(read_image(str(path)), reference)
     data = np.fromfile(path, np.uint8)
@@ -199,7 +199,7 @@ def test_what_cannot_be_decoded_is_named_with_the_reason(tmp_path, content, reas
     path = tmp_path / 'bad.jpg'
     path.write_bytes(content)
     assert cv2.imread(str(path)) is None
-    decoded = read_file(str(path))
+    decoded, _ = read_file(str(path))
     assert decoded.img is None and decoded.reason == reason
     with pytest.raises(OSError, match=f'cannot read image {path} \\({reason}\\)'):
         LoadImageFromFile()({'img_path': str(path)})
@@ -225,3 +225,44 @@ def broken_png_bytes() -> bytes:
     length = int.from_bytes(data[start - 8:start - 4], 'big')
     data[start + 2:start + length] = np.random.default_rng(1).integers(0, 256, length - 2, np.uint8).tobytes()
     return bytes(data)
+
+
+@pytest.mark.parametrize('rotated', [False, True], ids=['upright', 'exif_rotated'])
+def test_decode_size_reads_a_large_jpeg_reduced_with_boxes_and_scale_kept_in_file_pixels(tmp_path, rotated):
+    """``LoadImageFromFile(decode_size=(w, h))`` on a 1600x1200 photo letterboxed to 416: decoded at 1/2
+    (1/4 would no longer cover the 416x312 fit), the pixels ``cv2.imread(IMREAD_REDUCED_COLOR_2)`` gives,
+    ``ori_shape`` the file's upright size; after LoadAnnotations and the letterbox the boxes and the
+    ``scale_factor`` that maps predictions back equal the full-size path's, the pictures nearly so."""
+    from det.datasets.transforms import LoadAnnotations, Pad, Resize
+    path = tmp_path / 'photo.jpg'
+    img = photo(1200, 1600)
+    if rotated:  # stored sideways with an EXIF turn, as phones do
+        pil = Image.fromarray(np.ascontiguousarray(np.rot90(img, 1)[:, :, ::-1]))
+        exif = pil.getexif()
+        exif[0x0112] = 6
+        pil.save(path, exif=exif, quality=95)
+    else:
+        cv2.imwrite(str(path), img, [cv2.IMWRITE_JPEG_QUALITY, 95])
+    full_size = cv2.imread(str(path)).shape[:2]
+    assert full_size == (1200, 1600)
+    instances = [dict(bbox=[100.0, 200.0, 700.0, 900.0], bbox_label=0, ignore_flag=False)]
+
+    def letterbox(decode_size):
+        results = LoadImageFromFile(decode_size=decode_size)(dict(img_path=str(path), instances=instances))
+        loaded = dict(results, img=results['img'].copy())
+        for transform in (LoadAnnotations(), Resize((416, 416)), Pad((416, 416))):
+            results = transform(results)
+        return loaded, results
+
+    loaded, reduced = letterbox((416, 416))
+    np.testing.assert_array_equal(loaded['img'], cv2.imread(str(path), cv2.IMREAD_REDUCED_COLOR_2))
+    assert loaded['ori_shape'] == (1200, 1600) and loaded['img_shape'] == (600, 800)
+    assert loaded['scale_factor'] == (0.5, 0.5)
+    _, full = letterbox(None)
+    assert reduced['img_shape'] == full['img_shape'] == (312, 416)
+    np.testing.assert_allclose(reduced['scale_factor'], full['scale_factor'], rtol=1e-6)
+    np.testing.assert_allclose(reduced['gt_bboxes'], full['gt_bboxes'], rtol=1e-5)
+    assert np.abs(reduced['img'].astype(int) - full['img'].astype(int)).mean() < 3
+
+    small = LoadImageFromFile(decode_size=(2000, 2000))(dict(img_path=str(path)))
+    assert small['img'].shape[:2] == (1200, 1600) and 'scale_factor' not in small  # no reduction to make

@@ -146,3 +146,13 @@ def test_tta_config_wraps_the_model_and_feeds_original_images(tiny):
     assert [t['type'] for t in config.test_dataloader.dataset.pipeline] == [
         'LoadImageFromFile', 'LoadAnnotations', 'PackDetInputs']
     assert [t['type'] for t in config.model.view_pipeline] == ['Resize', 'Pad', 'PackDetInputs']
+
+
+def test_views_load_the_original_image_at_full_size():
+    """A config that decodes large photos reduced (``decode_size``, the own-data config) still gives
+    the views, and TTA's test loader, the whole image: their boxes map back to the file's pixels."""
+    cfg = load_config('configs/centernet_efficientnetlite0_fpn_416_own_data.py')
+    assert any('decode_size' in t for t in cfg.test_dataloader.dataset.pipeline)
+    loading, view_pipeline = split_test_pipeline(cfg)
+    assert [t['type'] for t in loading] == ['LoadImageFromFile', 'LoadAnnotations']
+    assert not any('decode_size' in t for t in loading + view_pipeline)
