@@ -2,10 +2,12 @@
 both scored by det's COCO evaluation (the code behind ``tools/eval_dets.py``).
 
     python benchmarks/peer_accuracy.py CONFIG --minutes M [--det-epochs N|auto] [--threads 2] [--work-dir D]
-        [--det-options k=v ...] [--yolo-batch 16]
+        [--det-options k=v ...] [--yolo-batch 16] [--data-root DIR]
 
 ``CONFIG`` is a det experiment config; its train and val datasets (COCO json, a VOC folder such as BCCD,
-or the built-in shapes data, under any dataset wrapper) are the data of both runs. In one run:
+or the built-in shapes data, under any dataset wrapper) are the data of both runs, or with
+``--data-root DIR`` a COCO, VOC or YOLO folder as ``tools/train.py --data-root`` reads it (the own-data
+path: ``configs/centernet_efficientnetlite0_fpn_416_own_data.py --data-root DIR``). In one run:
 
 1. det trains ``CONFIG`` with ``tools/train.py`` for at most M minutes (its own schedule, or
    ``--det-epochs N``: ``tools/train.py --epochs N``, the schedule stretched to N epochs, so that it
@@ -50,6 +52,7 @@ def parse_args(argv=None):
     parser.add_argument('--det-epochs', type=_epochs_arg, metavar='N|auto',
                         help="det's epochs (tools/train.py --epochs); auto: as many as fit the budget")
     parser.add_argument('--yolo-batch', type=int, default=16)
+    parser.add_argument('--data-root', help='train and score both on this folder, as tools/train.py does')
     parser.add_argument('--reuse-yolo', action='store_true',
                         help="reuse the YOLOv8n result of an earlier run in --work-dir with the same data, "
                              "minutes, threads and batch (yolo_run.json) instead of training it again")
@@ -155,7 +158,8 @@ def fit_epochs(args, work: Path, env, opts: list) -> int:
     from det.engine.preflight import CHECK_CACHE_NAME
     probe, log = work / 'det_epoch_probe', work / 'det_epoch_probe.log'
     shutil.rmtree(probe, ignore_errors=True)
-    cmd = [sys.executable, 'tools/train.py', args.config, '--work-dir', str(probe), '--epochs', '1', *opts]
+    cmd = [sys.executable, 'tools/train.py', args.config, '--work-dir', str(probe), '--epochs', '1',
+           *data_root_args(args), *opts]
     start = time.time()
     with open(log, 'w') as out:
         subprocess.run(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, check=True)
@@ -169,13 +173,18 @@ def fit_epochs(args, work: Path, env, opts: list) -> int:
     return epochs
 
 
+def data_root_args(args) -> list:
+    return ['--data-root', str(Path(args.data_root).resolve())] if args.data_root else []
+
+
 def run_det(args, cfg, work: Path, env) -> dict:
     name = 'det_' + Path(args.config).stem  # one folder per config: several can share a YOLOv8n run
     det_dir, log = work / name, work / f'{name}_train.log'
     opts = ['--cfg-options', *args.det_options] if args.det_options else []
     det_epochs = fit_epochs(args, work, env, opts) if args.det_epochs == 'auto' else args.det_epochs
     epochs = ['--epochs', str(det_epochs)] if det_epochs else []
-    cmd = [sys.executable, 'tools/train.py', args.config, '--work-dir', str(det_dir), *epochs, *opts]
+    cmd = [sys.executable, 'tools/train.py', args.config, '--work-dir', str(det_dir), *epochs,
+           *data_root_args(args), *opts]
     seconds = run_with_budget(cmd, args.minutes, log, env)
     ckpts = sorted(det_dir.glob('epoch_*.pth'), key=lambda p: int(p.stem.split('_')[1]))
     if not ckpts:
@@ -183,8 +192,8 @@ def run_det(args, cfg, work: Path, env) -> dict:
                  'give more minutes or a smaller dataset')
     out = work / f'{name}_dets.json'
     subprocess.run([sys.executable, 'tools/test.py', args.config, str(ckpts[-1]), '--out', str(out),
-                    '--work-dir', str(work / f'{name}_test'), *opts], cwd=REPO, env=env, check=True,
-                   stdout=subprocess.DEVNULL)
+                    '--work-dir', str(work / f'{name}_test'), *data_root_args(args), *opts], cwd=REPO,
+                   env=env, check=True, stdout=subprocess.DEVNULL)
     return dict(dets=out, gt_json=out.with_suffix('.gt.json'), seconds=seconds,
                 images=images_seen_det(det_dir, cfg.train_dataloader.batch_size),
                 epochs=int(ckpts[-1].stem.split('_')[1]))
@@ -261,11 +270,13 @@ def main(argv=None):
         return yolo_worker(args.yolo_worker)
     from mmengine.config import DictAction
 
-    from det.engine.config import load_config
+    from det.engine.config import load_config, set_data_root
     from det.evaluation import evaluate_coco
     # The same overrides for the data both runs use as for det's training.
     cfg = load_config(args.config, {k: DictAction._parse_iterable(v) for k, v in
                                     (kv.split('=', 1) for kv in args.det_options)})
+    if args.data_root:
+        set_data_root(cfg, str(Path(args.data_root).resolve()))
     work = Path(args.work_dir or REPO / 'work_dirs' / 'peer_accuracy' / Path(args.config).stem).resolve()
     work.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
