@@ -39,8 +39,9 @@ def find_resume_checkpoint(work_dir: str):
 
 
 def checkpoint_to_test(path: str) -> str:
-    """``path`` itself when it is a file; for a work dir, its best checkpoint (``best_*.pth``, the one the
-    ``save_best`` metric kept; the newest if several) or else its latest ``epoch_N`` / ``iter_N``.
+    """``path`` itself when it is a file; for a work dir, the best checkpoint (``best_*.pth``, the one the
+    ``save_best`` metric kept) of the run that wrote its latest ``epoch_N`` / ``iter_N``, or else that
+    latest checkpoint (a best file an earlier run left in the same dir is not taken).
 
     So a run whose epoch count the data chose (``min_train_iters``) is tested or drawn by its work dir.
     Raises FileNotFoundError naming the path when there is nothing to load.
@@ -49,9 +50,12 @@ def checkpoint_to_test(path: str) -> str:
         return path
     if not os.path.isdir(path):
         raise FileNotFoundError(f'checkpoint not found: {path}')
+    latest = find_resume_checkpoint(path)
+    run = _recorded_meta(latest).get('experiment_name') if latest else None
     best = [os.path.join(path, name) for name in os.listdir(path)
             if name.startswith('best_') and name.endswith('.pth')]
-    found = max(best, key=os.path.getmtime) if best else find_resume_checkpoint(path)
+    best = [p for p in best if latest is None or _recorded_meta(p).get('experiment_name') == run]
+    found = max(best, key=os.path.getmtime) if best else latest
     if found is None:
         raise FileNotFoundError(f'{path} is a folder with no checkpoint in it (best_*.pth, epoch_N.pth, '
                                 'iter_N.pth)')
@@ -59,16 +63,21 @@ def checkpoint_to_test(path: str) -> str:
     return found
 
 
-def _recorded_iteration(path: str):
-    """``meta['iter']`` of the checkpoint at ``path``, or None where the file or the key cannot be read."""
+def _recorded_meta(path: str) -> dict:
+    """``meta`` of the checkpoint at ``path`` (the tensors stay on disk), or {} where it cannot be read."""
     import torch
 
     try:
         checkpoint = torch.load(path, map_location='cpu', weights_only=True, mmap=True)
     except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError):
-        return None
+        return {}
     meta = checkpoint.get('meta') if isinstance(checkpoint, dict) else None
-    iteration = meta.get('iter') if isinstance(meta, dict) else None
+    return meta if isinstance(meta, dict) else {}
+
+
+def _recorded_iteration(path: str):
+    """``meta['iter']`` of the checkpoint at ``path``, or None where the file or the key cannot be read."""
+    iteration = _recorded_meta(path).get('iter')
     return int(iteration) if isinstance(iteration, int) else None
 
 

@@ -21,9 +21,11 @@ def test_write_atomic_keeps_old_file_when_interrupted(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ['epoch_1.pth']  # no temporary file left behind
 
 
-def _save(path, epoch, iteration):
-    """A checkpoint as mmengine's Runner writes it: ``meta`` records the epoch and the global iteration."""
-    torch.save({'meta': {'epoch': epoch, 'iter': iteration}, 'state_dict': {'w': torch.zeros(2)}}, path)
+def _save(path, epoch, iteration, run='run_1'):
+    """A checkpoint as mmengine's Runner writes it: ``meta`` records the epoch, the global iteration and
+    the run (``experiment_name``)."""
+    torch.save({'meta': {'epoch': epoch, 'iter': iteration, 'experiment_name': run},
+                'state_dict': {'w': torch.zeros(2)}}, path)
 
 
 def test_find_resume_checkpoint_takes_the_latest_not_a_stale_pointer(tmp_path):
@@ -67,3 +69,5 @@ def test_checkpoint_to_test_takes_a_file_or_a_work_dirs_best_else_latest(tmp_pat
     _save(tmp_path / 'best_coco_AP50_epoch_1.pth', 1, 10)
     assert checkpoint_to_test(str(tmp_path)) == str(tmp_path / 'best_coco_AP50_epoch_1.pth')
     assert checkpoint_to_test(str(tmp_path / 'epoch_2.pth')) == str(tmp_path / 'epoch_2.pth')
+    _save(tmp_path / 'epoch_3.pth', 1, 30, run='run_2')  # another run in the same dir, not validated yet
+    assert checkpoint_to_test(str(tmp_path)) == str(tmp_path / 'epoch_3.pth')
