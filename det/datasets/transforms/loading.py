@@ -28,14 +28,18 @@ def read_file(path: str, decode_size=None) -> tuple:
     except OSError:
         return Decoded(None, reason='missing' if not os.path.exists(path) else 'cannot be opened'), None
     full = header_size(data) if decode_size is not None else None
-    reduce = 1
     if full is not None:
         fit = min(decode_size[0] / full[1], decode_size[1] / full[0])  # the resize's scale
-        reduce = max(r for r in REDUCE_FLAGS if r * fit <= 1 or r == 1)
-    decoded = decode(data, reduce)
-    if full is None and decoded.img is not None:
-        full = decoded.img.shape[:2]
-    return decoded, full
+        reduce = max(r for r in REDUCE_FLAGS if r == 1 or r * fit <= 1)
+        if reduce > 1:
+            decoded = decode(data, reduce)
+            expected = tuple(-(-side // reduce) for side in full)  # OpenCV rounds up
+            if decoded.img is None or decoded.img.shape[:2] == expected:
+                return decoded, full
+            # The header's orientation disagrees with the decoder's (rare: a late PNG eXIf chunk), or a
+            # fallback decoder ignored the reduction: decode in full below and trust its size.
+    decoded = decode(data)
+    return decoded, None if decoded.img is None else decoded.img.shape[:2]
 
 
 def read_image(path: str):
