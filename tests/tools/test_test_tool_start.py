@@ -27,7 +27,8 @@ def test_missing_checkpoint_fails_at_once_naming_the_path(tiny_config, tmp_path,
     assert not (tmp_path / 'wd').exists()
 
 
-def test_a_folder_is_not_a_checkpoint(tiny_config, tmp_path):
+def test_a_folder_without_checkpoints_fails_naming_it(tiny_config, tmp_path):
+    """A folder stands for a work dir's best or latest checkpoint; one that holds none stops the tool."""
     with pytest.raises(SystemExit) as stop:
         test_tool.main([str(tiny_config), str(tmp_path), '--work-dir', str(tmp_path / 'wd')])
-    assert str(tmp_path) in str(stop.value.code) and 'not a file' in str(stop.value.code)
+    assert str(tmp_path) in str(stop.value.code) and 'no checkpoint' in str(stop.value.code)
