@@ -5,10 +5,10 @@ settings a machine gets by default, and multi-process runs on machines with or w
 from .atomic_backend import AtomicLocalBackend, write_atomic
 from .autocast_optim_wrapper import AutocastOptimWrapper
 from .checkpoints import (
-                          check_checkpoint_matches,
-                          checkpoint_to_test,
-                          find_resume_checkpoint,
-                          use_safe_checkpoints,
+    check_checkpoint_matches,
+    checkpoint_to_test,
+    find_resume_checkpoint,
+    use_safe_checkpoints,
 )
 from .distributed import close_distributed, setup_distributed
 from .finite_loss_hook import FiniteLossHook

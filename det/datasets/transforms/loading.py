@@ -63,10 +63,11 @@ class LoadImageFromFile:
     Args:
         decode_size: ``(w, h)`` the pipeline fits the image into (a letterbox's scale; larger by the
             zoom of any scaling augmentation), or None. A larger image is decoded at 1/2, 1/4 or 1/8 of
-            its size as long as it still covers that fit (a JPEG several times faster: a 12-megapixel
-            photo in about a fifth of the time); ``ori_shape`` stays the file's size and
-            ``scale_factor`` = decoded / original (w, h), which :class:`LoadAnnotations` applies to the
-            boxes and the detector's outputs undo, so boxes stay in the file's pixels.
+            its size as long as it still covers that fit (a 12-megapixel JPEG through the own-data
+            config's training pipeline in 0.13x the time, ``benchmarks/decode_size.py``); ``ori_shape``
+            stays the file's size and ``scale_factor`` = decoded / original (w, h), which
+            :class:`LoadAnnotations` applies to the boxes and the detector's outputs undo, so boxes stay
+            in the file's pixels.
         on_error: 'raise' raises ``OSError`` naming the file and the reason when it is missing or cannot
             be decoded; 'skip' warns so (once per process; not at all for files the start-up data check
             already reported, see :data:`REPORTED_UNREADABLE`) and returns ``None``, so mmengine's
